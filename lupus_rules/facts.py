@@ -1,0 +1,314 @@
+"""The patient fact schema: every fact a rule may test, and its validation.
+
+One table (:data:`FACTS`) drives everything that needs to know the facts:
+validation of a patient, the README data dictionary, the engines' encoding,
+the scenario generator's value bands and the notebook controls. Two
+*measures* (:data:`MEASURES`) are computed from pairs of facts (change from
+baseline) so that rules compare plain numbers; both engines use
+:func:`compute_measures` so they agree to the last bit.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .errors import FieldError, PatientValidationError
+
+__all__ = [
+    "FactSpec",
+    "FACTS",
+    "MEASURES",
+    "STATUSES",
+    "MANIFESTATIONS",
+    "Patient",
+    "validate_patient",
+    "compute_measures",
+    "fact_names",
+]
+
+Kind = Literal["set", "status", "bool", "number"]
+
+#: Allowed values of a drug-history fact.
+STATUSES: tuple[str, ...] = ("not_tried", "intolerant", "nonresponse", "effective")
+#: Allowed members of ``manifestations``.
+MANIFESTATIONS: tuple[str, ...] = ("cutaneous", "joint", "nephritis")
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    """What one fact is: its kind, unit, allowed values or range, default and meaning."""
+
+    name: str
+    kind: Kind
+    description: str
+    allowed: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    unit: str = ""
+    default: object = None
+
+    def allowed_text(self) -> str:
+        """The allowed values in words, as error messages and the data dictionary show them."""
+        if self.kind == "bool":
+            return "true or false (CSV: true/false/empty = false)"
+        if self.kind == "status":
+            return "one of " + ", ".join(self.allowed)
+        if self.kind == "set":
+            return "any of " + ", ".join(self.allowed) + " (CSV: ';'-separated)"
+        bounds = f"a number from {self.minimum:g} to {self.maximum:g}"
+        return bounds + (f" {self.unit}" if self.unit else "") + ", or empty (unknown)"
+
+
+def _status(name: str, drug: str) -> FactSpec:
+    return FactSpec(name, "status", f"History with {drug}.", STATUSES, default="not_tried")
+
+
+def _flag(name: str, description: str) -> FactSpec:
+    return FactSpec(name, "bool", description, default=False)
+
+
+def _number(name: str, description: str, lo: float, hi: float, unit: str) -> FactSpec:
+    return FactSpec(name, "number", description, minimum=lo, maximum=hi, unit=unit)
+
+
+_SPECS: tuple[FactSpec, ...] = (
+    FactSpec(
+        "manifestations",
+        "set",
+        "Predominant lupus manifestations being treated.",
+        MANIFESTATIONS,
+        default=frozenset(),
+    ),
+    _status("methotrexate", "methotrexate"),
+    _status("ldn", "low-dose naltrexone (LDN)"),
+    _status("mycophenolate", "mycophenolate mofetil / mycophenolic acid (MMF/MPA)"),
+    _status("azathioprine", "azathioprine"),
+    _flag("topicals_tried", "Topical agents (glucocorticoid or calcineurin inhibitor) with hydroxychloroquine tried, response inadequate."),
+    _flag("low_dose_glucocorticoid_tried", "Low-dose glucocorticoid (<= 10 mg/day) with hydroxychloroquine tried for joints, response inadequate."),
+    _flag("planning_pregnancy", "Patient is planning a pregnancy."),
+    _flag("fertility_concern", "Preserving fertility matters to the patient."),
+    _flag("repeated_kidney_flares", "Repeated lupus nephritis flares."),
+    _flag("high_risk_kidney_failure", "High risk of progression to kidney failure."),
+    _flag("proliferative_nephritis", "Proliferative lupus nephritis (ISN/RPS class III or IV, with or without V)."),
+    _flag("bullous", "Bullous lupus (a cutaneous form)."),
+    _flag("g6pd_deficient", "Known G6PD deficiency (dapsone causes haemolysis)."),
+    _flag("persistent_activity", "Persistent disease activity despite current therapy."),
+    _flag("severe_organ_threatening", "Severe organ-threatening disease."),
+    _number("egfr", "Current estimated glomerular filtration rate.", 0, 200, "mL/min/1.73 m²"),
+    _number("egfr_baseline", "eGFR when the current regimen started.", 0, 200, "mL/min/1.73 m²"),
+    _number("upcr", "Current urine protein/creatinine ratio.", 0, 30, "g/g"),
+    _number("upcr_baseline", "UPCR when the current regimen started.", 0, 30, "g/g"),
+    _number("months_on_therapy", "Months on the current regimen.", 0, 600, "months"),
+    _number("prednisone_mg", "Current glucocorticoid dose, prednisone equivalent.", 0, 1000, "mg/day"),
+)
+
+#: Every input fact, by name, in data-dictionary order.
+FACTS: dict[str, FactSpec] = {s.name: s for s in _SPECS}
+
+#: Numbers computed from two facts; rules may test them like facts. Absent when either input is.
+MEASURES: dict[str, FactSpec] = {
+    "upcr_reduction_pct": FactSpec(
+        "upcr_reduction_pct",
+        "number",
+        "Reduction of UPCR from baseline: (upcr_baseline - upcr) / upcr_baseline × 100, "
+        "rounded to 6 decimals; negative when proteinuria rose. Needs upcr_baseline > 0.",
+        minimum=-float("inf"),
+        maximum=100,
+        unit="%",
+    ),
+    "egfr_change_pct": FactSpec(
+        "egfr_change_pct",
+        "number",
+        "Change of eGFR from baseline: (egfr - egfr_baseline) / egfr_baseline × 100, "
+        "rounded to 6 decimals; negative when kidney function fell. Needs egfr_baseline > 0.",
+        minimum=-100,
+        maximum=float("inf"),
+        unit="%",
+    ),
+}
+
+_MEASURE_INPUTS = {
+    "upcr_reduction_pct": ("upcr", "upcr_baseline"),
+    "egfr_change_pct": ("egfr", "egfr_baseline"),
+}
+
+_TRUE = {"true"}
+_FALSE = {"false", ""}
+
+
+def fact_names() -> tuple[str, ...]:
+    """Names a rule condition may test: input facts, then measures."""
+    return tuple(FACTS) + tuple(MEASURES)
+
+
+def compute_measures(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Compute every measure from arrays of its inputs (NaN = unknown).
+
+    One implementation serves one patient (arrays of length 1) and a batch
+    (long arrays), so the durable and vectorized engines see identical numbers.
+    """
+    out: dict[str, np.ndarray] = {}
+    reduction = _percent_change(values["upcr_baseline"], values["upcr"])
+    out["upcr_reduction_pct"] = reduction
+    out["egfr_change_pct"] = _percent_change(values["egfr_baseline"], values["egfr"], sign=1.0)
+    return out
+
+
+def _percent_change(baseline: np.ndarray, current: np.ndarray, sign: float = -1.0) -> np.ndarray:
+    """sign=-1: reduction from baseline; sign=+1: change from baseline; NaN when baseline <= 0."""
+    baseline = np.asarray(baseline, dtype=float)
+    current = np.asarray(current, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = sign * (current - baseline) / baseline * 100.0
+    pct = np.where(baseline > 0, pct, np.nan)
+    return np.round(pct, 6) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+class Patient(Mapping[str, object]):
+    """One validated patient: every fact (defaults filled in) plus computed measures.
+
+    Read it like a dict (``patient["egfr"]``); unknown numbers are ``None``.
+    Build it with :func:`validate_patient`, which is the only way in.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, object]):
+        self._values = values
+
+    def __getitem__(self, key: str) -> object:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.facts().items() if v != FACTS[k].default}
+        return f"Patient({shown!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Patient) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, str(v)) for k, v in self._values.items())))
+
+    def facts(self) -> dict[str, object]:
+        """The input facts only (no measures), as given or defaulted."""
+        return {name: self._values[name] for name in FACTS}
+
+    def to_row(self) -> dict[str, object]:
+        """The input facts as CSV cells: sets ';'-joined, bools 'true'/'false', unknown ''."""
+        row: dict[str, object] = {}
+        for name, spec in FACTS.items():
+            value = self._values[name]
+            if spec.kind == "set":
+                row[name] = ";".join(m for m in spec.allowed if m in value)
+            elif spec.kind == "bool":
+                row[name] = "true" if value else "false"
+            else:
+                row[name] = "" if value is None else value
+        return row
+
+
+def validate_patient(data: Mapping[str, object] | Patient) -> Patient:
+    """Check and type one patient's facts; raise with every bad field named.
+
+    Accepts Python values (``True``, ``{"nephritis"}``, ``45.0``) and CSV cell
+    strings (``"true"``, ``"joint;nephritis"``, ``"45"``, ``""``). Missing facts
+    take their defaults. Raises :class:`PatientValidationError` listing each
+    field, the value given and what is allowed.
+    """
+    if isinstance(data, Patient):
+        return data
+    errors: list[FieldError] = []
+    values: dict[str, object] = {}
+    for key in data:
+        if key not in FACTS:
+            errors.append(FieldError(str(key), data[key], "a known fact: " + ", ".join(FACTS)))
+    for name, spec in FACTS.items():
+        raw = data.get(name, None)
+        try:
+            values[name] = _coerce(spec, raw)
+        except ValueError:
+            errors.append(FieldError(name, raw, spec.allowed_text()))
+    if errors:
+        raise PatientValidationError(errors)
+    arrays = {name: np.array([np.nan if values[name] is None else values[name]], dtype=float)
+              for pair in _MEASURE_INPUTS.values() for name in pair}
+    for name, array in compute_measures(arrays).items():
+        number = float(array[0])
+        values[name] = None if math.isnan(number) else number
+    return Patient(values)
+
+
+def _is_missing(raw: object) -> bool:
+    if raw is None:
+        return True
+    if isinstance(raw, float) and math.isnan(raw):
+        return True
+    return isinstance(raw, str) and raw.strip() == ""
+
+
+def _coerce(spec: FactSpec, raw: object) -> object:
+    """Turn one raw value into the fact's type, or raise ValueError."""
+    if spec.kind == "set":
+        return _coerce_set(spec, raw)
+    if _is_missing(raw):
+        return spec.default
+    if spec.kind == "bool":
+        return _coerce_bool(raw)
+    if spec.kind == "status":
+        if isinstance(raw, str) and raw.strip() in spec.allowed:
+            return raw.strip()
+        raise ValueError(raw)
+    return _coerce_number(spec, raw)
+
+
+def _coerce_set(spec: FactSpec, raw: object) -> frozenset[str]:
+    if _is_missing(raw):
+        return frozenset()
+    if isinstance(raw, str):
+        items = [part.strip() for part in raw.split(";") if part.strip()]
+    elif isinstance(raw, (set, frozenset, list, tuple)):
+        items = list(raw)
+    else:
+        raise ValueError(raw)
+    if any(not isinstance(item, str) or item not in spec.allowed for item in items):
+        raise ValueError(raw)
+    return frozenset(items)
+
+
+def _coerce_bool(raw: object) -> bool:
+    if isinstance(raw, (bool, np.bool_)):
+        return bool(raw)
+    if isinstance(raw, str):
+        text = raw.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise ValueError(raw)
+
+
+def _coerce_number(spec: FactSpec, raw: object) -> float:
+    if isinstance(raw, (bool, np.bool_)):
+        raise ValueError(raw)
+    if isinstance(raw, str):
+        raw = raw.strip()
+    try:
+        number = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(raw) from None
+    if not math.isfinite(number):
+        raise ValueError(raw)
+    assert spec.minimum is not None and spec.maximum is not None
+    if not spec.minimum <= number <= spec.maximum:
+        raise ValueError(raw)
+    return number
