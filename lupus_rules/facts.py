@@ -312,3 +312,242 @@ def _coerce_number(spec: FactSpec, raw: object) -> float:
     if not spec.minimum <= number <= spec.maximum:
         raise ValueError(raw)
     return number
+
+
+# --- Many patients at once: vectorized validation ------------------------------------------------
+
+import pandas as pd  # noqa: E402  (appended section; pandas is only needed for frames)
+
+__all__ += ["validate_frame", "member_column"]
+
+_MANY_UNIQUES = 256  # above this many distinct number strings, numpy parses them in one C loop
+
+
+def member_column(fact: str, member: str) -> str:
+    """Name of the bool column holding ``member in fact`` (e.g. ``manifestations__nephritis``)."""
+    return f"{fact}__{member}"
+
+
+def validate_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Check and type many patients at once; one bad row never loses the others.
+
+    ``df`` has one column per fact (CSV strings or typed values, as
+    :func:`validate_patient` accepts them); missing columns take the facts'
+    defaults and extra columns are ignored (the caller reports them). Row ``i``
+    is judged exactly as ``validate_patient`` judges ``df.to_dict("records")[i]``
+    restricted to the fact columns.
+
+    Returns ``(typed, errors)``, both indexed like ``df``:
+
+    * ``typed``: for a set fact one numpy bool column per member
+      (:func:`member_column`, e.g. ``manifestations__joint``); a status fact as a
+      pandas Categorical whose categories are exactly :data:`STATUSES`; a bool
+      fact as numpy bool; numbers and :data:`MEASURES` as float64 (NaN =
+      unknown). A rejected row holds every fact's default (and NaN measures),
+      so nothing half-valid is ever evaluated by accident.
+    * ``errors``: ``''`` for a good row, else each bad field formatted like
+      ``str(FieldError(...))``, in fact order, joined by ``'; '``.
+    """
+    n = len(df)
+    columns: dict[str, np.ndarray] = {}
+    bad_fields: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, messages) per fact, fact order
+    for name, spec in FACTS.items():
+        if name in df.columns:
+            values, bad_rows, messages = _validate_column(spec, df[name])
+        else:
+            values, bad_rows, messages = _default_values(spec, n), np.empty(0, np.intp), np.empty(0, object)
+        columns.update(_typed_columns(spec, values))
+        if len(bad_rows):
+            bad_fields.append((bad_rows, messages))
+    errors = _join_errors(n, bad_fields)
+    bad = errors != ""
+    if bad.any():
+        for name, spec in FACTS.items():
+            _reset_to_default(spec, columns, bad)
+    inputs = {key: columns[key] for pair in _MEASURE_INPUTS.values() for key in pair}
+    columns.update(compute_measures(inputs))
+    typed = pd.DataFrame(_to_frame_columns(columns), index=df.index, copy=False)
+    return typed, pd.Series(errors, index=df.index, dtype="str", name="errors")
+
+
+def _default_values(spec: FactSpec, n: int) -> np.ndarray:
+    """The fact's typed default for n rows (set: n × members bool; status: int8 codes)."""
+    if spec.kind == "set":
+        return np.zeros((n, len(spec.allowed)), dtype=bool)
+    if spec.kind == "status":
+        return np.full(n, spec.allowed.index(spec.default), dtype=np.int8)
+    if spec.kind == "bool":
+        return np.zeros(n, dtype=bool)
+    return np.full(n, np.nan)
+
+
+def _typed_columns(spec: FactSpec, values: np.ndarray) -> dict[str, np.ndarray]:
+    if spec.kind == "set":
+        return {member_column(spec.name, m): values[:, i].copy() for i, m in enumerate(spec.allowed)}
+    return {spec.name: values}
+
+
+def _reset_to_default(spec: FactSpec, columns: dict[str, np.ndarray], bad: np.ndarray) -> None:
+    if spec.kind == "set":
+        for member in spec.allowed:
+            columns[member_column(spec.name, member)][bad] = False
+        return
+    columns[spec.name][bad] = _default_values(spec, 1)[0]
+
+
+def _to_frame_columns(columns: dict[str, np.ndarray]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name, values in columns.items():
+        if name in FACTS and FACTS[name].kind == "status":
+            out[name] = pd.Categorical.from_codes(values, categories=list(STATUSES))
+        else:
+            out[name] = values
+    return out
+
+
+def _join_errors(n: int, bad_fields: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Per row: every bad field's message, in fact order, joined by '; ' ('' when none)."""
+    errors = np.full(n, "", dtype=object)
+    for rows, messages in bad_fields:
+        current = errors[rows]
+        errors[rows] = [m if not c else c + "; " + m for c, m in zip(current, messages)]
+    return errors
+
+
+def _native(value: object) -> object:
+    """The Python value ``DataFrame.to_dict`` hands out for a cell (numpy scalars unboxed)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _message(spec: FactSpec, raw: object) -> str:
+    return str(FieldError(spec.name, _native(raw), spec.allowed_text()))
+
+
+def _validate_column(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Typed values, bad row positions and their messages for one fact's column.
+
+    Fast paths cover numeric, bool and all-string columns; anything else
+    (mixed Python objects, lists of members) goes cell by cell through the same
+    coercion :func:`validate_patient` uses, so the outcome never differs.
+    """
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype) and isinstance(dtype, np.dtype):
+        return _from_bools(spec, column.to_numpy())
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+        return _from_numbers(spec, column.to_numpy())
+    if _all_strings(column):
+        return _from_strings(spec, column)
+    return _from_objects(spec, column.to_numpy(dtype=object))
+
+
+def _all_strings(column: pd.Series) -> bool:
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return pd.api.types.infer_dtype(dtype.categories, skipna=True) in ("string", "empty")
+    if pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, np.dtype):
+        return True
+    return dtype == object and pd.api.types.infer_dtype(column, skipna=False) in ("string", "empty")
+
+
+def _from_bools(spec: FactSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(values)
+    if spec.kind == "bool":
+        return values.astype(bool, copy=True), np.empty(0, np.intp), np.empty(0, object)
+    rows = np.arange(n)  # a bool is never a number, a status or a set
+    return _default_values(spec, n), rows, _messages_for(spec, values, rows)
+
+
+def _from_numbers(spec: FactSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(values)
+    numbers = values.astype(float)
+    missing = np.isnan(numbers)
+    if spec.kind != "number":
+        rows = np.flatnonzero(~missing)
+        return _default_values(spec, n), rows, _messages_for(spec, values, rows)
+    with np.errstate(invalid="ignore"):
+        ok = missing | (np.isfinite(numbers) & (numbers >= spec.minimum) & (numbers <= spec.maximum))
+    rows = np.flatnonzero(~ok)
+    numbers[rows] = np.nan
+    return numbers, rows, _messages_for(spec, values, rows)
+
+
+def _messages_for(spec: FactSpec, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return np.array([_message(spec, values[i]) for i in rows], dtype=object)
+
+
+def _from_strings(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Factorize, coerce each distinct string once, spread the outcome back to the rows."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    distinct = np.asarray(uniques, dtype=object)
+    if spec.kind == "number" and len(distinct) > _MANY_UNIQUES:
+        typed, bad = _parse_numbers(spec, distinct)
+    else:
+        typed, bad = _coerce_each(spec, distinct)
+    default = _default_values(spec, 1)
+    table = np.concatenate([typed, default]) if len(typed) else default
+    values = table[codes]  # code -1 (missing) picks the default appended last
+    bad_codes = np.flatnonzero(bad)
+    if not len(bad_codes):
+        return values, np.empty(0, np.intp), np.empty(0, object)
+    is_bad = np.zeros(len(distinct) + 1, dtype=bool)
+    is_bad[bad_codes] = True
+    rows = np.flatnonzero(is_bad[codes])
+    text = {code: _message(spec, distinct[code]) for code in bad_codes}
+    return values, rows, np.array([text[c] for c in codes[rows]], dtype=object)
+
+
+def _coerce_each(spec: FactSpec, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Typed values (bad ones default) and a bad mask for each distinct raw value."""
+    typed = _default_values(spec, len(distinct))
+    bad = np.zeros(len(distinct), dtype=bool)
+    for i, raw in enumerate(distinct):
+        try:
+            value = _coerce(spec, raw)
+        except ValueError:
+            bad[i] = True
+            continue
+        if spec.kind == "set":
+            typed[i] = [m in value for m in spec.allowed]
+        elif spec.kind == "status":
+            typed[i] = spec.allowed.index(value)
+        else:
+            typed[i] = np.nan if value is None else value
+    return typed, bad
+
+
+def _parse_numbers(spec: FactSpec, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Many distinct number strings: numpy's str→float cast is Python's ``float()``, in C."""
+    text = distinct.astype(str)
+    numbers = np.full(len(text), np.nan)
+    filled = np.char.strip(text) != ""  # blank = unknown, as in validate_patient
+    try:
+        numbers[filled] = text[filled].astype(float)
+    except ValueError:  # some cell is not a number: judge each one (still once per distinct value)
+        return _coerce_each(spec, distinct)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(numbers) & (numbers >= spec.minimum) & (numbers <= spec.maximum)
+    bad = ~ok & filled
+    numbers[~ok] = np.nan
+    return numbers, bad
+
+
+def _from_objects(spec: FactSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell by cell (mixed types, lists): slow but exactly :func:`validate_patient`'s judgement."""
+    typed = _default_values(spec, len(values))
+    rows: list[int] = []
+    messages: list[str] = []
+    for i, raw in enumerate(values):
+        raw = _native(raw)
+        one, bad = _coerce_each(spec, _single(raw))
+        if bad[0]:
+            rows.append(i)
+            messages.append(_message(spec, raw))
+        else:
+            typed[i] = one[0]
+    return typed, np.array(rows, dtype=np.intp), np.array(messages, dtype=object)
+
+
+def _single(raw: object) -> np.ndarray:
+    holder = np.empty(1, dtype=object)
+    holder[0] = raw
+    return holder
