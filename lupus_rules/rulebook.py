@@ -4,7 +4,7 @@ Rules live in YAML files under ``lupus_rules/rules/``. Each file is a mapping
 with an optional ``rulebook`` section (the vocabulary: references, agents,
 flags, derived facts; exactly one file has it) and a ``rules`` list. Each rule
 is a flat conjunction of conditions (``when``) and its conclusions (``then``).
-Loading uses ``yaml.safe_load`` only: a rule file can never run code.
+Loading uses YAML's safe loader only: a rule file can never run code.
 
 The loader rejects, naming file, rule id and field: unknown facts, unknown
 operators, values a fact cannot take, duplicate ids, missing or unknown
@@ -40,6 +40,9 @@ __all__ = [
     "load_rulebook",
     "rulebook_from_documents",
 ]
+
+# The C-accelerated safe loader when libyaml is present: safe (no object construction), ~10x faster.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: The folder holding the shipped rule files.
 DEFAULT_RULES_DIR = Path(__file__).parent / "rules"
@@ -254,7 +257,7 @@ def load_rulebook(path: str | Path | None = None) -> Rulebook:
     problems: list[RuleProblem] = []
     for file in files:
         try:
-            docs.append((file.name, yaml.safe_load(file.read_text(encoding="utf-8"))))
+            docs.append((file.name, yaml.load(file.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)))
         except yaml.YAMLError as exc:
             problems.append(RuleProblem(file.name, None, None, f"not valid YAML: {exc}"))
     if problems:
