@@ -291,7 +291,7 @@ class _Loader:
         if not references:
             self.problem(meta_file, None, "references", "at least one numbered reference is required")
         rules, order = self._rules(agents, flags, derived, references)
-        self._check_derived_use(rules, derived, meta_file)
+        self._check_derived_use(rules)
         gaps = self._gaps(meta, meta_file, derived)
         strata = self._strata(rules)
         if self.problems:
@@ -514,7 +514,7 @@ class _Loader:
 
     # -- whole-rulebook checks --------------------------------------------------------
 
-    def _check_derived_use(self, rules: list[Rule], derived: dict[str, str], meta_file: str) -> None:
+    def _check_derived_use(self, rules: list[Rule]) -> None:
         consumed = {name for r in rules for name in r.consumes()}
         produced = {name for r in rules for name in r.derive}
         for rule in rules:
@@ -528,9 +528,6 @@ class _Loader:
                                  f"derived fact {name!r} is not derived by any rule, so this can never hold"
                                  if any(c.kind == "derived" and c.fact == name for c in rule.when) else
                                  f"derived fact {name!r} is not derived by any rule")
-        for name in derived:
-            if name not in produced and name not in consumed:
-                self.problem(meta_file, None, f"derived_facts.{name}", "declared but no rule derives or uses it")
 
     def _strata(self, rules: list[Rule]) -> dict[str, int]:
         producers: dict[str, list[str]] = {}
