@@ -1,0 +1,538 @@
+"""Batches: evaluate many patients (one per row) with either engine, in memory or streamed from files.
+
+:func:`run_batch` evaluates a pandas DataFrame (or a Dask DataFrame, partition by
+partition) and returns the input columns plus the outcome columns
+(:data:`OUTCOME_COLUMNS`). :func:`run_file` streams a CSV or Parquet file through
+the same chunk code with bounded memory and a progress bar, writes CSV or
+Parquet (by the output's suffix) and returns a :class:`BatchSummary`.
+
+A row with bad facts gets its ``error`` (naming each field, the value and what
+is allowed) and empty outcome columns; every other row is still evaluated. An
+unknown column is refused before anything is evaluated, so a misspelt fact is
+never silently ignored.
+
+Not for clinical use: results are for prototyping and teaching.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .engines import ENGINES
+from .errors import LupusRulesError, PatientValidationError
+from .facts import FACTS, validate_frame
+from .result import DISCLAIMER
+from .rulebook import Rulebook, load_rulebook, rulebook_from_documents
+
+__all__ = [
+    "OUTCOME_COLUMNS",
+    "PASSTHROUGH_COLUMNS",
+    "PASSTHROUGH_PREFIX",
+    "BatchInputError",
+    "BatchSummary",
+    "check_columns",
+    "failure_reasons",
+    "run_batch",
+    "run_file",
+]
+
+#: Columns every result row gets, after the input columns.
+OUTCOME_COLUMNS: tuple[str, ...] = (
+    "preferred", "recommendations", "flags", "fired_rules", "error", "rulebook_version", "engine",
+)
+#: Non-fact input columns passed through unchanged.
+PASSTHROUGH_COLUMNS: tuple[str, ...] = ("scenario_id", "description")
+#: Input columns starting with this (expected outcomes of a scenario suite) are passed through too.
+PASSTHROUGH_PREFIX = "expect_"
+#: File suffixes :func:`run_file` reads and writes.
+SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
+
+_OUTCOMES = OUTCOME_COLUMNS[:4]
+_REASON = re.compile(r"(?:^|; )(" + "|".join(sorted(map(re.escape, FACTS), key=len, reverse=True)) + r"): got ")
+
+
+class BatchInputError(LupusRulesError, ValueError):
+    """A batch's input as a whole is unusable (missing file, unknown column, bad suffix or option).
+
+    Per-row problems never raise this: they go into the row's ``error``.
+    """
+
+
+# --- columns ----------------------------------------------------------------------------------
+
+
+def check_columns(columns: Iterable[object]) -> list[str]:
+    """The fact columns among ``columns``; raise :class:`BatchInputError` naming every unknown one.
+
+    Allowed: the facts of :data:`~lupus_rules.facts.FACTS`, ``scenario_id``,
+    ``description`` and any column starting with ``expect_``.
+    """
+    facts: list[str] = []
+    unknown: list[str] = []
+    for column in columns:
+        name = str(column)
+        if name in FACTS:
+            facts.append(name)
+        elif name not in PASSTHROUGH_COLUMNS and not name.startswith(PASSTHROUGH_PREFIX):
+            unknown.append(name)
+    if unknown:
+        raise BatchInputError(
+            f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"allowed: the facts {', '.join(FACTS)}; or {', '.join(PASSTHROUGH_COLUMNS)}, "
+            f"{PASSTHROUGH_PREFIX}*")
+    return facts
+
+
+def failure_reasons(error: str) -> list[str]:
+    """The fields an ``error`` cell names (each bad field once, in order); ``['other']`` if none."""
+    found = list(dict.fromkeys(_REASON.findall(error)))
+    return found or ["other"]
+
+
+# --- summary ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did: rows, failed rows by reason (the field named), time, rules and engine.
+
+    A row whose error names two fields counts once in ``failed`` and once under
+    each field in ``failures``.
+    """
+
+    rulebook_version: str
+    engine: str
+    rows: int = 0
+    failed: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    output: str = ""
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput of the run (0 when nothing was timed)."""
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether every row was evaluated without error."""
+        return self.failed == 0
+
+    def add(self, result: pd.DataFrame) -> None:
+        """Count one evaluated chunk (a :func:`run_batch` result)."""
+        errors = result["error"].to_numpy(dtype=object)
+        bad = errors[errors != ""]
+        self.rows += len(result)
+        self.failed += len(bad)
+        counts = Counter(reason for error in bad for reason in failure_reasons(str(error)))
+        for reason, n in counts.items():
+            self.failures[reason] = self.failures.get(reason, 0) + n
+
+    def format(self) -> str:
+        """The summary as the CLI prints it, disclaimer first."""
+        lines = [DISCLAIMER,
+                 f"rows: {self.rows:,}  evaluated: {self.rows - self.failed:,}  failed: {self.failed:,}"]
+        if self.failures:
+            lines.append("failed rows by field: " + ", ".join(
+                f"{reason} {n:,}" for reason, n in sorted(self.failures.items(), key=lambda kv: (-kv[1], kv[0]))))
+        lines.append(f"time: {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)")
+        lines.append(f"engine: {self.engine}  rulebook_version: {self.rulebook_version}")
+        if self.output:
+            lines.append(f"output: {self.output}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+# --- evaluating one chunk ---------------------------------------------------------------------
+
+
+def _rulebook(rulebook: Rulebook | str | Path | None) -> Rulebook:
+    if isinstance(rulebook, Rulebook):
+        return rulebook
+    if rulebook is None:
+        from .evaluate import default_rulebook
+
+        return default_rulebook()
+    return load_rulebook(rulebook)
+
+
+def _check_options(engine: str, chunk_size: int, processes: int) -> None:
+    if engine not in ENGINES:
+        raise BatchInputError(f"engine: got {engine!r}; allowed: {', '.join(ENGINES)}")
+    for name, value in (("chunk_size", chunk_size), ("processes", processes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BatchInputError(f"{name}: got {value!r}; allowed: a whole number >= 1")
+
+
+def _outcome_frame(index: pd.Index, outcomes: dict[str, Sequence[str]], errors: Sequence[str],
+                   rulebook: Rulebook, engine: str) -> pd.DataFrame:
+    n = len(index)
+    columns = {name: pd.Series(np.asarray(outcomes[name], dtype=object), index=index, dtype="str")
+               for name in _OUTCOMES}
+    columns["error"] = pd.Series(np.asarray(errors, dtype=object), index=index, dtype="str")
+    columns["rulebook_version"] = pd.Series(np.full(n, rulebook.version, dtype=object), index=index, dtype="str")
+    columns["engine"] = pd.Series(np.full(n, engine, dtype=object), index=index, dtype="str")
+    return pd.DataFrame(columns, index=index)
+
+
+def _vectorized_outcomes(chunk: pd.DataFrame, facts: list[str], rulebook: Rulebook) -> pd.DataFrame:
+    from .engines.vectorized import evaluate_frame
+
+    typed, errors = validate_frame(chunk[facts])
+    outcomes = evaluate_frame(typed, rulebook)
+    bad = (errors != "").to_numpy()
+    values = {name: outcomes[name].to_numpy(dtype=object) for name in _OUTCOMES}
+    for array in values.values():
+        array[bad] = ""
+    return _outcome_frame(chunk.index, values, errors.to_numpy(dtype=object), rulebook, "vectorized")
+
+
+def _records(chunk: pd.DataFrame, facts: list[str]) -> list[dict[str, object]]:
+    """Each row's facts as a dict; missing cells (NaN, None, pd.NA) become None."""
+    frame = chunk[facts].astype(object)
+    frame = frame.where(frame.notna(), None)
+    return frame.to_dict("records")
+
+
+def _durable_rows(records: list[dict[str, object]], rulebook: Rulebook) -> list[tuple[str, ...]]:
+    """(preferred, recommendations, flags, fired_rules, error) per record, with the durable engine."""
+    from .evaluate import evaluate
+
+    out: list[tuple[str, ...]] = []
+    for record in records:
+        try:
+            row = evaluate(record, rulebook).to_row()
+        except PatientValidationError as exc:
+            out.append(("", "", "", "", str(exc)))
+        else:
+            out.append((*(row[name] for name in _OUTCOMES), ""))
+    return out
+
+
+class _Evaluator:
+    """Evaluates chunks with one engine and rulebook; owns the durable worker pool, if any.
+
+    The pool is started on first use and reused for every chunk of a run, so a
+    streamed file pays the workers' start-up once. Each worker process builds
+    its own rulebook and durable host (durable-rules must never be shared).
+    """
+
+    def __init__(self, engine: str, rulebook: Rulebook, processes: int):
+        self.engine = engine
+        self.rulebook = rulebook
+        self.processes = processes
+        self._pool: Any = None
+
+    def __enter__(self) -> _Evaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def evaluate(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """The chunk's columns, unchanged, followed by :data:`OUTCOME_COLUMNS`."""
+        facts = check_columns(chunk.columns)
+        if self.engine == "vectorized":
+            outcomes = _vectorized_outcomes(chunk, facts, self.rulebook)
+        else:
+            outcomes = self._durable_outcomes(chunk, facts)
+        return pd.concat([chunk, outcomes], axis=1)
+
+    def _durable_outcomes(self, chunk: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
+        records = _records(chunk, facts)
+        if self.processes == 1 or len(records) < 2:
+            rows = _durable_rows(records, self.rulebook)
+        else:
+            rows = [row for part in self._pool_map(records) for row in part]
+        columns = list(zip(*rows)) if rows else [()] * 5
+        outcomes = dict(zip(_OUTCOMES, columns[:4]))
+        return _outcome_frame(chunk.index, outcomes, columns[4], self.rulebook, "durable")
+
+    def _pool_map(self, records: list[dict[str, object]]) -> list[list[tuple[str, ...]]]:
+        if self._pool is None:
+            self._pool = _start_pool(self.rulebook, self.processes)
+        size = max(1, math.ceil(len(records) / (self.processes * 4)))
+        slices = [records[i:i + size] for i in range(0, len(records), size)]
+        return self._pool.map(_worker_rows, slices)
+
+
+# --- durable worker processes -----------------------------------------------------------------
+
+_WORKER_RULEBOOK: Rulebook | None = None
+
+
+def _start_pool(rulebook: Rulebook, processes: int) -> Any:
+    """A pool of worker processes, each holding the rulebook rebuilt from its (plain data) documents.
+
+    Uses the ``forkserver`` start method where available (``spawn`` elsewhere):
+    forking a process that runs threads (progress bars, notebooks, Dask) is unsafe.
+    As with any multiprocessing code, a script calling this needs the
+    ``if __name__ == "__main__":`` guard.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    payload = (rulebook.to_documents(), rulebook.version, rulebook.source)
+    return context.Pool(processes, initializer=_init_worker, initargs=payload)
+
+
+def _init_worker(documents: list[tuple[str, dict[str, Any]]], version: str, source: str) -> None:
+    global _WORKER_RULEBOOK
+    _WORKER_RULEBOOK = _rebuild(documents, version, source)
+
+
+def _rebuild(documents: list[tuple[str, dict[str, Any]]], version: str, source: str) -> Rulebook:
+    """The rulebook from its documents; refuses if the content hash differs (never mix rule versions)."""
+    book = rulebook_from_documents(documents, source=source)
+    if book.version != version:
+        raise LupusRulesError(f"rulebook rebuilt in a worker has version {book.version}, expected {version}")
+    return book
+
+
+def _worker_rows(records: list[dict[str, object]]) -> list[tuple[str, ...]]:
+    assert _WORKER_RULEBOOK is not None, "worker started without its rulebook"
+    return _durable_rows(records, _WORKER_RULEBOOK)
+
+
+# --- in memory --------------------------------------------------------------------------------
+
+
+def run_batch(data: Any, engine: str = "vectorized", rulebook: Rulebook | str | Path | None = None, *,
+              chunk_size: int = 100_000, progress: bool = False, processes: int = 2) -> Any:
+    """Evaluate every row of ``data`` (one patient per row, one column per fact).
+
+    Returns the input columns unchanged plus :data:`OUTCOME_COLUMNS`:
+    ``preferred``, ``recommendations``, ``flags``, ``fired_rules`` (lists
+    ``';'``-separated, rules in firing order), ``error`` (``''`` when the row
+    is fine, else every bad field with its value and what is allowed; the
+    outcome columns are then empty), ``rulebook_version`` and ``engine``.
+
+    ``engine``: ``"vectorized"`` (column masks, fast) or ``"durable"``
+    (durable-rules, one patient at a time, in ``processes`` worker processes;
+    ``processes=1`` evaluates in this process). ``rulebook``: a
+    :class:`~lupus_rules.rulebook.Rulebook`, a path to rule files, or
+    ``None`` for the shipped one. Rows are evaluated ``chunk_size`` at a time,
+    with a tqdm progress bar when ``progress``.
+
+    ``data`` may also be a Dask DataFrame (extra ``dask``): the result is then
+    a *lazy* Dask DataFrame with the same columns, each partition evaluated by
+    the same chunk code on the workers (durable: in each worker process,
+    ``processes`` is ignored); call ``.compute()`` for pandas. ``progress`` is
+    ignored there (use Dask's diagnostics).
+
+    Raises :class:`BatchInputError` for an unknown column (before evaluating
+    anything) or a bad option. Not for clinical use.
+    """
+    _check_options(engine, chunk_size, processes)
+    book = _rulebook(rulebook)
+    if _is_dask(data):
+        return _run_dask(data, engine, book, chunk_size)
+    if not isinstance(data, pd.DataFrame):
+        raise BatchInputError(f"data: got {type(data).__name__}; allowed: a pandas or Dask DataFrame")
+    check_columns(data.columns)
+    with _Evaluator(engine, book, processes) as evaluator:
+        parts = [evaluator.evaluate(chunk) for chunk in _progress(_slices(data, chunk_size), len(data), progress)]
+    return parts[0] if len(parts) == 1 else pd.concat(parts)
+
+
+def _slices(data: pd.DataFrame, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Consecutive row slices; at least one (possibly empty) so the result always has its columns."""
+    yield data.iloc[:chunk_size]
+    for start in range(chunk_size, len(data), chunk_size):
+        yield data.iloc[start:start + chunk_size]
+
+
+def _progress(chunks: Iterable[pd.DataFrame], total: int | None, enabled: bool,
+              desc: str = "evaluating") -> Iterator[pd.DataFrame]:
+    """Yield the chunks while a tqdm bar (terminal or notebook) counts their rows."""
+    if not enabled:
+        yield from chunks
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="rows", unit_scale=True, desc=desc) as bar:
+        for chunk in chunks:
+            yield chunk
+            bar.update(len(chunk))
+
+
+# --- Dask -------------------------------------------------------------------------------------
+
+
+def _is_dask(data: object) -> bool:
+    return type(data).__module__.split(".")[0] in ("dask", "dask_expr")
+
+
+def _run_dask(data: Any, engine: str, rulebook: Rulebook, chunk_size: int) -> Any:
+    """Lazy per-partition evaluation; the rulebook travels as plain documents plus its version."""
+    check_columns(data.columns)
+    payload = (rulebook.to_documents(), rulebook.version, rulebook.source)
+    meta = _evaluate_partition(data._meta, engine, payload, chunk_size)
+    return data.map_partitions(_evaluate_partition, engine, payload, chunk_size, meta=meta)
+
+
+_PARTITION_RULEBOOKS: dict[str, Rulebook] = {}
+
+
+def _evaluate_partition(partition: pd.DataFrame, engine: str, payload: tuple, chunk_size: int) -> pd.DataFrame:
+    """One Dask partition through the same chunk code as :func:`run_batch` (durable: in this process)."""
+    documents, version, source = payload
+    book = _PARTITION_RULEBOOKS.get(version)
+    if book is None:
+        book = _PARTITION_RULEBOOKS[version] = _rebuild(documents, version, source)
+    with _Evaluator(engine, book, processes=1) as evaluator:
+        parts = [evaluator.evaluate(chunk) for chunk in _slices(partition, chunk_size)]
+    return parts[0] if len(parts) == 1 else pd.concat(parts)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vectorized",
+             rulebook: Rulebook | str | Path | None = None, chunk_size: int = 100_000,
+             progress: bool = True, processes: int = 2) -> BatchSummary:
+    """Stream a CSV or Parquet file of patients through :func:`run_batch`'s chunk code into a file.
+
+    Reads ``chunk_size`` rows at a time (CSV: every cell as text, empty =
+    unknown; Parquet: record batches), evaluates them and appends them to the
+    output, CSV or Parquet by ``output_path``'s suffix, so memory stays bounded
+    whatever the file size. The output appears only when complete (it is
+    written beside it first). Shows a tqdm bar when ``progress``. Returns a
+    :class:`BatchSummary`; rows that failed are in the output with their
+    ``error``. Raises :class:`BatchInputError` for unusable input (missing
+    file, unknown suffix or column) before writing anything.
+    """
+    source, target = Path(input_path), Path(output_path)
+    _check_options(engine, chunk_size, processes)
+    _check_paths(source, target)
+    check_columns(_read_columns(source))
+    book = _rulebook(rulebook)
+    summary = BatchSummary(book.version, engine, output=str(target))
+    total = _count_rows(source) if progress else None
+    started = time.perf_counter()
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with _Evaluator(engine, book, processes) as evaluator, _Writer(partial, target.suffix.lower()) as writer:
+            for chunk in _progress(_read_chunks(source, chunk_size), total, progress):
+                result = evaluator.evaluate(chunk)
+                writer.write(result)
+                summary.add(result)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _check_paths(source: Path, target: Path) -> None:
+    if not source.is_file():
+        raise BatchInputError(f"input file not found: {source}")
+    for role, path in (("input", source), ("output", target)):
+        if path.suffix.lower() not in SUFFIXES:
+            raise BatchInputError(f"{role} {path}: suffix {path.suffix or '(none)'!r} not supported; "
+                                  f"allowed: {', '.join(SUFFIXES)}")
+    if target.exists() and target.resolve() == source.resolve():
+        raise BatchInputError(f"output {target} is the input file; choose another output path")
+    if not target.parent.is_dir():
+        raise BatchInputError(f"output folder not found: {target.parent}")
+
+
+def _read_columns(source: Path) -> list[str]:
+    if source.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(source).names)
+    try:
+        return list(pd.read_csv(source, nrows=0, encoding="utf-8-sig").columns)
+    except pd.errors.EmptyDataError:
+        raise BatchInputError(f"input {source} is empty: a CSV needs a header row of fact names") from None
+
+
+def _read_chunks(source: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """The file's rows, ``chunk_size`` at a time; always at least one (possibly empty) chunk."""
+    if source.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(source)
+        empty = True
+        for batch in parquet.iter_batches(batch_size=chunk_size):
+            empty = False
+            yield batch.to_pandas()
+        if empty:
+            yield parquet.schema_arrow.empty_table().to_pandas()
+        return
+    with pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                     chunksize=chunk_size) as reader:
+        empty = True
+        for chunk in reader:
+            empty = False
+            yield chunk
+        if empty:
+            yield pd.read_csv(source, dtype=str, nrows=0, encoding="utf-8-sig")
+
+
+def _count_rows(source: Path) -> int | None:
+    """Rows in the file, for the progress bar: exact for Parquet; CSV lines after the header (cheap)."""
+    if source.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(source).metadata.num_rows
+    lines, last = 0, b"\n"
+    with source.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    lines += last != b"\n"
+    return max(lines - 1, 0)
+
+
+class _Writer:
+    """Appends result chunks to one CSV or Parquet file (by suffix)."""
+
+    def __init__(self, path: Path, suffix: str):
+        self.path = path
+        self.suffix = suffix
+        self._parquet: Any = None
+        self._schema: Any = None
+        self._started = False
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append one chunk (the first one also writes the CSV header or Parquet schema)."""
+        if self.suffix == ".parquet":
+            self._write_parquet(frame)
+        else:
+            frame.to_csv(self.path, mode="a" if self._started else "w", header=not self._started,
+                         index=False, na_rep="")
+        self._started = True
+
+    def _write_parquet(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._parquet is None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+            self._schema = pa.schema(fields)
+            self._parquet = pq.ParquetWriter(self.path, self._schema)
+        self._parquet.write_table(pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False))
