@@ -1,0 +1,70 @@
+# lupus_rules — developer entry points.
+#
+#   make lab     set up, then open JupyterLab on notebooks/
+#   make test    set up, then run every test (pytest + nbval notebooks + browser test)
+#   make bench   set up, then run benchmarks/run.py
+#   make clean   remove the venv and every build/test/benchmark output
+#
+# "Set up" = create .venv with a Python 3.11 or 3.12 (found by
+# tools/find_python.sh; override with PYTHON=/path/to/python3.11) and
+# `pip install -e ".[test,dask]"` into it. The install is redone only when
+# pyproject.toml is newer than the stamp file .venv/.installed.
+#
+# Variables:
+#   PYTHON=...        interpreter used to create .venv (only when .venv does not exist yet)
+#   PYTEST_ARGS=...   extra arguments for pytest, e.g. make test PYTEST_ARGS="-x -k rulebook"
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        := .venv
+VENV_PY     := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+EXTRAS      := test,dask
+PYTEST_ARGS ?=
+
+.PHONY: help setup lab test bench clean
+
+help:
+	@echo "make lab     # set up (Python 3.11/3.12 venv) and open the workbench in JupyterLab"
+	@echo "make test    # set up and run every test (pytest, nbval notebooks, browser test)"
+	@echo "make bench   # set up and run benchmarks/run.py"
+	@echo "make clean   # remove .venv and build/test/benchmark outputs"
+
+setup: $(STAMP)
+
+# Create the venv. Order-only prerequisite of the stamp, so an existing venv
+# is never recreated just because of file times.
+$(VENV_PY):
+	@interp="$$(PYTHON="$(PYTHON)" bash tools/find_python.sh)" || exit 1; \
+	echo "==> creating $(VENV) with $$interp ($$("$$interp" -c 'import platform; print(platform.python_version())'))"; \
+	"$$interp" -m venv "$(VENV)" || { \
+	  rm -rf "$(VENV)"; \
+	  echo "Could not create $(VENV) with $$interp (on Debian/Ubuntu: apt-get install python3-venv, or python3.11-venv)." >&2; \
+	  exit 1; }
+
+# (Re)install the project when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml | $(VENV_PY)
+	@$(VENV_PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' || { \
+	  echo "$(VENV) uses Python $$($(VENV_PY) -c 'import platform; print(platform.python_version())'), but lupus_rules needs 3.11 or 3.12 (durable-rules does not import on 3.13+). Run 'make clean' and try again (set PYTHON=/path/to/python3.11 if needed)." >&2; \
+	  exit 1; }
+	@echo "==> installing lupus_rules[$(EXTRAS)] into $(VENV) (durable-rules compiles from source: ~1 min)"
+	$(VENV_PY) -m pip install --upgrade pip
+	$(VENV_PY) -m pip install -e ".[$(EXTRAS)]"
+	@touch "$(STAMP)"
+
+# --allow-root only when run as root (Jupyter refuses root otherwise; e.g. in containers).
+LAB_ARGS := --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab: setup
+	$(VENV)/bin/jupyter lab $(LAB_ARGS)
+
+test: setup
+	$(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV_PY) benchmarks/run.py
+
+clean:
+	rm -rf "$(VENV)" build dist *.egg-info .pytest_cache .hypothesis benchmarks/out tests/artifacts
+	find . -path ./.git -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -prune -exec rm -rf {} +
