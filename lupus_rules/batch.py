@@ -38,12 +38,14 @@ __all__ = [
     "OUTCOME_COLUMNS",
     "PASSTHROUGH_COLUMNS",
     "PASSTHROUGH_PREFIX",
+    "POOL_MIN_ROWS",
     "BatchInputError",
     "BatchSummary",
     "check_columns",
     "failure_reasons",
     "run_batch",
     "run_file",
+    "write_chunks",
 ]
 
 #: Columns every result row gets, after the input columns.
@@ -56,6 +58,10 @@ PASSTHROUGH_COLUMNS: tuple[str, ...] = ("scenario_id", "description")
 PASSTHROUGH_PREFIX = "expect_"
 #: File suffixes :func:`run_file` reads and writes.
 SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
+
+#: Below this many rows (in a run's first chunk) the durable engine runs in this process:
+#: starting worker processes costs about a second.
+POOL_MIN_ROWS = 500
 
 _OUTCOMES = OUTCOME_COLUMNS[:4]
 _REASON = re.compile(r"(?:^|; )(" + "|".join(sorted(map(re.escape, FACTS), key=len, reverse=True)) + r"): got ")
@@ -255,7 +261,7 @@ class _Evaluator:
 
     def _durable_outcomes(self, chunk: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
         records = _records(chunk, facts)
-        if self.processes == 1 or len(records) < 2:
+        if self.processes == 1 or (self._pool is None and len(records) < POOL_MIN_ROWS):
             rows = _durable_rows(records, self.rulebook)
         else:
             rows = [row for part in self._pool_map(records) for row in part]
@@ -286,6 +292,8 @@ def _start_pool(rulebook: Rulebook, processes: int) -> Any:
     """
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":  # workers fork from a server with these imported
+        context.set_forkserver_preload(["lupus_rules.batch", "lupus_rules.evaluate", "lupus_rules.engines.durable"])
     payload = (rulebook.to_documents(), rulebook.version, rulebook.source)
     return context.Pool(processes, initializer=_init_worker, initargs=payload)
 
@@ -424,18 +432,45 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
     summary = BatchSummary(book.version, engine, output=str(target))
     total = _count_rows(source) if progress else None
     started = time.perf_counter()
+    with _Evaluator(engine, book, processes) as evaluator:
+        results = (evaluator.evaluate(chunk) for chunk in _read_chunks(source, chunk_size))
+        write_chunks(_counted(results, summary), target, total=total, progress=progress)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _counted(results: Iterable[pd.DataFrame], summary: BatchSummary) -> Iterator[pd.DataFrame]:
+    for result in results:
+        summary.add(result)
+        yield result
+
+
+def write_chunks(chunks: Iterable[pd.DataFrame], path: str | Path, *, total: int | None = None,
+                 progress: bool = False, desc: str = "evaluating") -> int:
+    """Write frames one after another to one CSV or Parquet file (by suffix); returns the rows written.
+
+    Memory holds one chunk at a time. The file is written beside ``path``
+    first and moved into place only when complete, so a failed run never
+    leaves a truncated output. CSV: no index, empty cell = unknown (NaN).
+    Parquet: the first chunk fixes the schema. ``total`` rows, if known,
+    sizes the progress bar.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise BatchInputError(f"output {target}: suffix {target.suffix or '(none)'!r} not supported; "
+                              f"allowed: {', '.join(SUFFIXES)}")
     partial = target.with_name(f".{target.name}.partial")
+    rows = 0
     try:
-        with _Evaluator(engine, book, processes) as evaluator, _Writer(partial, target.suffix.lower()) as writer:
-            for chunk in _progress(_read_chunks(source, chunk_size), total, progress):
-                result = evaluator.evaluate(chunk)
-                writer.write(result)
-                summary.add(result)
+        with _Writer(partial, suffix) as writer:
+            for chunk in _progress(chunks, total, progress, desc):
+                writer.write(chunk)
+                rows += len(chunk)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
-    summary.seconds = time.perf_counter() - started
-    return summary
+    return rows
 
 
 def _check_paths(source: Path, target: Path) -> None:
@@ -453,20 +488,44 @@ def _check_paths(source: Path, target: Path) -> None:
 
 def _read_columns(source: Path) -> list[str]:
     if source.suffix.lower() == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return list(pq.read_schema(source).names)
+        try:
+            return list(pq.read_schema(source).names)
+        except pa.ArrowException as exc:
+            raise BatchInputError(f"input {source} is not a readable Parquet file: {exc}") from None
     try:
         return list(pd.read_csv(source, nrows=0, encoding="utf-8-sig").columns)
     except pd.errors.EmptyDataError:
         raise BatchInputError(f"input {source} is empty: a CSV needs a header row of fact names") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise BatchInputError(f"input {source} is not a readable CSV file: {exc}") from None
 
 
 def _read_chunks(source: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     """The file's rows, ``chunk_size`` at a time; always at least one (possibly empty) chunk."""
     if source.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
+        yield from _read_parquet(source, chunk_size)
+        return
+    try:
+        with pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                         chunksize=chunk_size) as reader:
+            empty = True
+            for chunk in reader:
+                empty = False
+                yield chunk
+            if empty:
+                yield pd.read_csv(source, dtype=str, nrows=0, encoding="utf-8-sig")
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise BatchInputError(f"input {source} is not a readable CSV file: {exc}") from None
 
+
+def _read_parquet(source: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
         parquet = pq.ParquetFile(source)
         empty = True
         for batch in parquet.iter_batches(batch_size=chunk_size):
@@ -474,15 +533,8 @@ def _read_chunks(source: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
             yield batch.to_pandas()
         if empty:
             yield parquet.schema_arrow.empty_table().to_pandas()
-        return
-    with pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                     chunksize=chunk_size) as reader:
-        empty = True
-        for chunk in reader:
-            empty = False
-            yield chunk
-        if empty:
-            yield pd.read_csv(source, dtype=str, nrows=0, encoding="utf-8-sig")
+    except pa.ArrowException as exc:
+        raise BatchInputError(f"input {source} is not a readable Parquet file: {exc}") from None
 
 
 def _count_rows(source: Path) -> int | None:

@@ -1,0 +1,135 @@
+"""``lupus-rules run`` (evaluate a file of patients) and ``lupus-rules generate`` (scenario files).
+
+Exit codes of ``run``: 0 every row evaluated, 1 some rows failed (all rows are
+still written, each failed one with its ``error``), 2 unusable input (missing
+file, unknown column, bad rules, bad option). ``generate``: 0 written, 2
+refused (unknown fact, bad rules, or more rows than ``--limit`` without ``--yes``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..batch import BatchInputError, run_file, write_chunks
+from ..engines import ENGINES
+from ..errors import RulebookError
+from ..generate import GenerateError, band_columns, count, iter_cartesian, resolve_facts, value_bands
+from ..result import DISCLAIMER
+from ..rulebook import Rulebook, load_rulebook
+
+__all__ = ["register", "DEFAULT_LIMIT"]
+
+#: ``generate`` refuses to write more rows than this unless ``--yes``.
+DEFAULT_LIMIT = 5_000_000
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``run`` and ``generate`` sub-commands."""
+    _register_run(subparsers)
+    _register_generate(subparsers)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 1")
+    return value
+
+
+def _register_run(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="evaluate every row of a CSV/Parquet file of patients",
+        description="Evaluate every row (one patient per row, one column per fact, optional "
+                    "scenario_id, description and expect_* columns) and write the input columns plus "
+                    "preferred, recommendations, flags, fired_rules, error, rulebook_version and engine. "
+                    "Exit code: 0 all rows evaluated, 1 some rows failed (still written, with their error), "
+                    "2 unusable input. " + DISCLAIMER)
+    parser.add_argument("input", type=Path, help="patients: .csv (every cell text, empty = unknown) or .parquet")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="results: .csv or .parquet")
+    parser.add_argument("--engine", choices=ENGINES, default="vectorized",
+                        help="vectorized (default, fast) or durable (durable-rules, in worker processes)")
+    parser.add_argument("--rules", type=Path, default=None, help="rule folder or file (default: the shipped rulebook)")
+    parser.add_argument("--chunk-size", type=_positive, default=100_000, help="rows per chunk (default 100000)")
+    parser.add_argument("--processes", type=_positive, default=2, help="durable engine worker processes (default 2)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run)
+
+
+def _register_generate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "generate", help="write the cartesian product of chosen fact values as a scenario file",
+        description="Write a scenario file (scenario_id + every fact) holding the cartesian product of "
+                    "the chosen facts' values: every category, every manifestation set, and for numbers "
+                    "unknown plus values just below, at and just above every threshold the rules use "
+                    "(current value and baseline travel together, e.g. upcr with upcr_baseline). Unchosen "
+                    "facts take their defaults. The row count is printed before anything is written. "
+                    + DISCLAIMER)
+    parser.add_argument("-o", "--output", type=Path, required=True, help="scenario file: .csv or .parquet")
+    parser.add_argument("--facts", default=None,
+                        help="comma-separated facts to vary (default: all), e.g. manifestations,methotrexate,upcr")
+    parser.add_argument("--limit", type=_positive, default=DEFAULT_LIMIT,
+                        help=f"refuse more rows than this unless --yes (default {DEFAULT_LIMIT:,})")
+    parser.add_argument("--yes", action="store_true", help="write even above --limit")
+    parser.add_argument("--rules", type=Path, default=None, help="rule folder or file (default: the shipped rulebook)")
+    parser.add_argument("--chunk-size", type=_positive, default=100_000, help="rows per chunk (default 100000)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_generate)
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"lupus-rules {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def _load(path: Path | None) -> Rulebook:
+    if path is None:
+        from ..evaluate import default_rulebook
+
+        return default_rulebook()
+    return load_rulebook(path)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        rulebook = _load(args.rules)
+    except RulebookError as exc:
+        return _fail("run", f"rules {args.rules} rejected:\n{exc}")
+    try:
+        summary = run_file(args.input, args.output, engine=args.engine, rulebook=rulebook,
+                           chunk_size=args.chunk_size, progress=not args.no_progress,
+                           processes=args.processes)
+    except BatchInputError as exc:
+        return _fail("run", str(exc))
+    print(summary.format())
+    return 0 if summary.ok else 1
+
+
+def _generate(args: argparse.Namespace) -> int:
+    try:
+        rulebook = _load(args.rules)
+    except RulebookError as exc:
+        return _fail("generate", f"rules {args.rules} rejected:\n{exc}")
+    bands = value_bands(rulebook)
+    names = None if args.facts is None else [n for n in args.facts.split(",") if n.strip()]
+    try:
+        keys = resolve_facts(bands, names)
+    except GenerateError as exc:
+        return _fail("generate", str(exc))
+    total = count(bands, keys)
+    sizes = " x ".join(f"{'+'.join(band_columns(k))} {len(bands[k])}" for k in keys) or "no facts varied"
+    print(f"{total:,} scenarios ({sizes})", flush=True)
+    if total > args.limit and not args.yes:
+        return _fail("generate", f"refusing to write {total:,} rows: above --limit {args.limit:,}; "
+                                 "choose fewer --facts, raise --limit or pass --yes")
+    try:
+        rows = write_chunks(iter_cartesian(bands, keys, chunk_size=args.chunk_size), args.output,
+                            total=total, progress=not args.no_progress, desc="generating")
+    except BatchInputError as exc:
+        return _fail("generate", str(exc))
+    print(f"wrote {rows:,} scenarios to {args.output} (rulebook_version {rulebook.version})")
+    print(DISCLAIMER)
+    return 0
