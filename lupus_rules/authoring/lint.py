@@ -1,0 +1,458 @@
+"""Static checks of a rulebook over the whole discretized patient space.
+
+``lint(rulebook)`` looks for, and names the rules and one (simplest) example
+patient of, each of:
+
+* ``contradiction`` (error): an agent both recommended and avoided for the same
+  patient; or two different *preferred* agents, i.e. two non-foundation agents
+  tied at the best rank (the tie is then broken by vocabulary order alone).
+* ``never_fires`` (error): a rule no patient of the space fires.
+* ``gap`` (warning): patients who get no *disease-modifying* recommendation,
+  i.e. no recommended agent other than a foundation agent
+  (``rulebook.agents[code].foundation``: hydroxychloroquine). Gaps are
+  reported as regions (fact values in words) with the rules that came closest.
+  Gap patients matching an accepted gap's conditions (``accepted_gaps`` in
+  ``rulebook.yaml``) are reported once per gap with severity ``accepted``.
+* ``shadowed`` (warning): a rule that changes nothing: wherever it fires, other
+  fired rules already derive the same facts, recommend the same agents at the
+  same or a stronger rank, avoid the same agents and raise the same flags.
+
+Every check runs over an exact reduction of the discretized space (see
+:mod:`lupus_rules.authoring.space`) and :attr:`LintReport.coverage` says, per
+enumeration, whether it was exhaustive. Not for clinical use.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..engines.vectorized import fire_matrix
+from ..evaluate import default_rulebook
+from ..facts import FACTS, validate_frame
+from ..result import DISCLAIMER
+from ..rulebook import Condition, Rule, Rulebook
+from .regions import cover, simplest_cell
+from .space import DEFAULT_MAX_ROWS, Chunk, FactSpace, Plan, condition_mask, schedule
+
+__all__ = ["lint", "LintReport", "FINDING_COLUMNS", "disease_modifying_agents"]
+
+#: Columns of :attr:`LintReport.findings` (``patient``: the example's facts, every one, as CSV cells).
+FINDING_COLUMNS = ["check", "severity", "rules", "classes", "message", "example", "patient"]
+
+_NO_RANK = np.iinfo(np.int32).max
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "accepted": 2}
+
+
+def disease_modifying_agents(rulebook: Rulebook) -> tuple[str, ...]:
+    """Agents that count as a disease-modifying recommendation: every agent not marked ``foundation``."""
+    return tuple(code for code, agent in rulebook.agents.items() if not agent.foundation)
+
+
+@dataclass
+class LintReport:
+    """What :func:`lint` found: one row per finding, and how much of the space each enumeration covered."""
+
+    findings: pd.DataFrame
+    coverage: pd.DataFrame
+    rulebook_version: str
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        """Findings of severity ``error`` (contradictions, rules that never fire)."""
+        return self.findings[self.findings["severity"] == "error"]
+
+    @property
+    def passed(self) -> bool:
+        """True when there is no error finding (warnings and accepted gaps do not fail lint)."""
+        return self.errors.empty
+
+    @property
+    def exhaustive(self) -> bool:
+        """True when every enumeration covered its whole space (nothing was sampled)."""
+        return bool(self.coverage["exhaustive"].all()) if len(self.coverage) else True
+
+    def counts(self) -> dict[str, int]:
+        """Findings per check and severity, e.g. ``{'gap/warning': 3}``."""
+        keys = self.findings["check"] + "/" + self.findings["severity"]
+        return {str(k): int(v) for k, v in keys.value_counts().sort_index().items()}
+
+    def to_text(self) -> str:
+        """The report as the CLI prints it."""
+        lines = [DISCLAIMER, f"Lint of rulebook {self.rulebook_version}"]
+        for _, row in self.findings.iterrows():
+            lines.append(f"[{row['severity']}] {row['check']}: {', '.join(row['rules']) or '-'}")
+            lines.append(f"    {row['message']}")
+            lines.append(f"    example: {row['example'] or '(every fact at its default)'}")
+        lines.append("Coverage:")
+        lines += [f"  {row['checks']}: {row['description']}" for _, row in self.coverage.iterrows()]
+        counts = ", ".join(f"{v} {k}" for k, v in self.counts().items()) or "no findings"
+        verdict = "PASSED" if self.passed else f"FAILED ({len(self.errors)} errors)"
+        lines.append(f"{verdict}: {counts}")
+        return "\n".join(lines)
+
+
+def lint(rulebook: Rulebook | None = None, *, max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0,
+         max_regions: int = 100) -> LintReport:
+    """Check the rulebook over the discretized patient space; see the module docstring for the checks.
+
+    ``max_rows`` bounds each enumeration: a check needing more classes runs on
+    a seeded sample and its coverage row says ``exhaustive=False``.
+    ``max_regions`` bounds how many gap regions are described.
+    """
+    book = rulebook if rulebook is not None else default_rulebook()
+    space = FactSpace(book)
+    checks = _checks(book, space, max_regions)
+    coverage = []
+    for plan, assigned in schedule(space, ((c.rule_ids, c.conditions, c) for c in checks), max_rows, seed):
+        for check in assigned:
+            check.start(plan)
+        for chunk in space.chunks(plan):
+            for check in assigned:
+                check.update(chunk)
+        coverage.append({"checks": _names(assigned), "relevant_facts": ", ".join(plan.keys),
+                         "classes": plan.classes, "rows": plan.rows, "exhaustive": plan.exhaustive,
+                         "description": plan.describe()})
+    explainer = _Explainer(book)
+    findings = [f for check in checks for f in check.findings(explainer)]
+    findings.sort(key=lambda f: (_SEVERITY_ORDER[f["severity"]], f["check"], -f["classes"]))
+    return LintReport(pd.DataFrame(findings, columns=FINDING_COLUMNS), pd.DataFrame(coverage), book.version)
+
+
+def _names(checks: list[_Check]) -> str:
+    fires = [c.name for c in checks if isinstance(c, _FiresCheck)]
+    shadow = [c.name for c in checks if isinstance(c, _ShadowCheck)]
+    other = [c.name for c in checks if not isinstance(c, (_FiresCheck, _ShadowCheck))]
+    parts = other + ([f"fires for {len(fires)} rules"] if fires else [])
+    return ", ".join(parts + ([f"shadowing of {len(shadow)} rules"] if shadow else []))
+
+
+# -- tallies and findings ---------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    """Per key: how many classes, and the simplest example (fewest non-default facts) seen so far."""
+
+    counts: dict[tuple, int] = field(default_factory=dict)
+    examples: dict[tuple, tuple[int, dict]] = field(default_factory=dict)
+
+    def add(self, key: tuple, mask: np.ndarray, chunk: Chunk) -> None:
+        """Count the rows of ``mask`` under ``key`` and keep the simplest example."""
+        hits = np.flatnonzero(mask)
+        if not len(hits):
+            return
+        self.counts[key] = self.counts.get(key, 0) + len(hits)
+        simplicity = chunk.nondefault_count()[hits]
+        best = int(np.argmin(simplicity))
+        self._offer(key, int(simplicity[best]), chunk, int(hits[best]))
+
+    def add_grouped(self, codes: np.ndarray, labels: list[tuple], mask: np.ndarray, chunk: Chunk) -> None:
+        """Like :meth:`add` for many keys at once: row ``mask[i]`` belongs to ``labels[codes[i]]``."""
+        hits = np.flatnonzero(mask)
+        simplicity = chunk.nondefault_count()[hits]
+        order = np.lexsort((simplicity, codes))
+        ordered = codes[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(order) else []
+        for start, stop in zip(starts, list(starts[1:]) + [len(order)]):
+            label = labels[ordered[start]]
+            self.counts[label] = self.counts.get(label, 0) + int(stop - start)
+            self._offer(label, int(simplicity[order[start]]), chunk, int(hits[order[start]]))
+
+    def _offer(self, key: tuple, simplicity: int, chunk: Chunk, row: int) -> None:
+        held = self.examples.get(key)
+        if held is None or simplicity < held[0]:
+            self.examples[key] = (simplicity, chunk.patient(row, full=True))
+
+    def items(self) -> Iterable[tuple[tuple, int, dict]]:
+        """(key, classes, full example patient) for every key seen."""
+        return ((key, count, self.examples[key][1]) for key, count in self.counts.items())
+
+
+def _group_patterns(bits: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """Group the rows of ``mask`` by their pattern of ``bits`` (k × rows): (code per row, set bits per code)."""
+    rows = bits[:, mask]
+    if rows.shape[1] == 0:
+        return np.empty(0, dtype=np.intp), []
+    uniques, inverse = np.unique(np.packbits(rows, axis=0).T, axis=0, return_inverse=True)
+    unpacked = np.unpackbits(uniques, axis=1, count=bits.shape[0])
+    return inverse.reshape(-1), [tuple(int(i) for i in np.flatnonzero(u)) for u in unpacked]
+
+
+def _nondefault(patient: dict) -> dict:
+    defaults = {"set": "", "bool": "false", "number": ""}
+    return {k: v for k, v in patient.items() if v != defaults.get(FACTS[k].kind, FACTS[k].default)}
+
+
+def _finding(check: str, severity: str, rules: Iterable[str], classes: int, message: str, patient: dict) -> dict:
+    example = ", ".join(f"{k}={v}" for k, v in _nondefault(patient).items())
+    return {"check": check, "severity": severity, "rules": tuple(rules), "classes": int(classes),
+            "message": message, "example": example, "patient": patient}
+
+
+class _Explainer:
+    """Evaluates example patients one at a time to say which conditions fail (findings only)."""
+
+    def __init__(self, book: Rulebook):
+        self.book = book
+
+    def _state(self, patient: dict) -> tuple[pd.DataFrame, dict[str, np.ndarray], set[str]]:
+        typed, _ = validate_frame(pd.DataFrame([patient], dtype=object))
+        fired = {self.book.rules[j].id for j in np.flatnonzero(fire_matrix(typed, self.book)[0])}
+        derived = {name for rule_id in fired for name in self.book.rule(rule_id).derive}
+        return typed, {name: np.array([True]) for name in derived}, fired
+
+    def fired(self, patient: dict) -> set[str]:
+        """Ids of the rules the patient fires."""
+        return self._state(patient)[2]
+
+    def failing(self, rule: Rule, patient: dict) -> list[str]:
+        """The rule's conditions that do not hold for the patient, in words."""
+        typed, derived, _ = self._state(patient)
+        return [c.describe() for c in rule.when if not condition_mask(c, typed, derived)[0]]
+
+    def closest(self, patient: dict, candidates: Iterable[str], limit: int = 3) -> list[tuple[str, list[str]]]:
+        """The candidate rules missing the fewest conditions for this patient, with what fails."""
+        typed, derived, _ = self._state(patient)
+        scored = []
+        for rule_id in candidates:
+            rule = self.book.rule(rule_id)
+            failing = [c.describe() for c in rule.when if not condition_mask(c, typed, derived)[0]]
+            scored.append((len(failing), rule.position, rule_id, failing))
+        return [(rule_id, failing) for _, _, rule_id, failing in sorted(scored)[:limit]]
+
+
+# -- checks ---------------------------------------------------------------------------------
+
+
+class _Check:
+    """One question over the space: the rules it needs, updates per chunk, and its findings."""
+
+    name = ""
+    rule_ids: frozenset[str] = frozenset()
+    conditions: frozenset[Condition] = frozenset()
+
+    def start(self, plan: Plan) -> None:
+        """Called once with the enumeration this check rides on, before its chunks."""
+
+    def update(self, chunk: Chunk) -> None:
+        raise NotImplementedError
+
+    def findings(self, explainer: _Explainer) -> list[dict]:
+        raise NotImplementedError
+
+
+def _checks(book: Rulebook, space: FactSpace, max_regions: int) -> list[_Check]:
+    checks: list[_Check] = [_OutcomeCheck(book, space, max_regions)]
+    avoided = {agent for rule in book.rules for agent in rule.avoid}
+    checks += [_AvoidCheck(book, agent) for agent in book.agents if agent in avoided]
+    checks += [_FiresCheck(rule) for rule in book.rules]
+    checks += [c for c in (_ShadowCheck.build(book, rule) for rule in book.rules) if c is not None]
+    return checks
+
+
+class _OutcomeCheck(_Check):
+    """Gaps (no disease-modifying agent) and ties between two preferred agents, in one pass."""
+
+    name = "gaps and ties"
+
+    def __init__(self, book: Rulebook, space: FactSpace, max_regions: int):
+        self.book, self.space, self.max_regions = book, space, max_regions
+        modifying = set(disease_modifying_agents(book))
+        self.agents = [a for a in book.agents if a in modifying]
+        self.entries = [(r.id, s.agent, s.rank) for r in book.rules for s in r.recommend if s.agent in modifying]
+        self.rule_ids = frozenset(rule_id for rule_id, _, _ in self.entries)
+        self.conditions = frozenset(c for gap in book.accepted_gaps for c in gap.when)
+        self.accepted, self.ties, self.sampled_gaps = _Tally(), _Tally(), _Tally()
+        self.plan: Plan | None = None
+        self.open_grid = self.accepted_grid = np.zeros(0, dtype=bool)
+
+    def start(self, plan: Plan) -> None:
+        self.plan = plan
+        size = plan.classes if plan.exhaustive else 0
+        self.open_grid, self.accepted_grid = np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)
+
+    def update(self, chunk: Chunk) -> None:
+        at = {a: i for i, a in enumerate(self.agents)}
+        ranks = np.full((len(self.agents), len(chunk)), _NO_RANK, dtype=np.int32)
+        for rule_id, agent, rank in self.entries:
+            np.minimum(ranks[at[agent]], np.where(chunk.fires(rule_id), rank, _NO_RANK), out=ranks[at[agent]])
+        best = ranks.min(axis=0) if len(self.agents) else np.full(len(chunk), _NO_RANK)
+        self._gaps(chunk, best == _NO_RANK)
+        tied = ((ranks == best) & (best != _NO_RANK)).sum(axis=0) >= 2
+        if tied.any():
+            entries = np.stack([chunk.fires(r) & (ranks[at[a]] == k) & (best == k) for r, a, k in self.entries])
+            codes, labels = _group_patterns(entries, tied)
+            self.ties.add_grouped(codes, labels, tied, chunk)
+
+    def _gaps(self, chunk: Chunk, gap: np.ndarray) -> None:
+        open_gap = gap.copy()
+        accepted_any = np.zeros(len(chunk), dtype=bool)
+        for accepted in self.book.accepted_gaps:
+            matched = open_gap & chunk.all_hold(accepted.when)
+            self.accepted.add((accepted.id,), matched, chunk)
+            open_gap &= ~matched
+            accepted_any |= matched
+        if len(self.open_grid):
+            self.open_grid[chunk.start:chunk.start + len(chunk)] = open_gap
+            self.accepted_grid[chunk.start:chunk.start + len(chunk)] = accepted_any
+        elif open_gap.any():
+            order = sorted(self.rule_ids, key=chunk.space.rule_column)
+            codes, labels = _group_patterns(np.stack([chunk.fires(r) for r in order]), open_gap)
+            self.sampled_gaps.add_grouped(codes, [tuple(order[i] for i in lab) for lab in labels], open_gap, chunk)
+
+    def findings(self, explainer: _Explainer) -> list[dict]:
+        return self._accepted() + self._open_gaps(explainer) + self._ties()
+
+    def _accepted(self) -> list[dict]:
+        out = []
+        for (gap_id,), count, patient in self.accepted.items():
+            gap = next(g for g in self.book.accepted_gaps if g.id == gap_id)
+            out.append(_finding("gap", "accepted", (gap_id,), count,
+                                f"accepted gap {gap_id} ({count:,} classes): {gap.description}", patient))
+        return out
+
+    def _open_gaps(self, explainer: _Explainer) -> list[dict]:
+        if self.plan is None:
+            return []
+        if not self.plan.exhaustive:
+            return [self._gap_finding(explainer, count, patient, "sampled classes firing " + (", ".join(key) or
+                                      "nothing")) for key, count, patient in self.sampled_gaps.items()]
+        shape = self.plan.shape
+        marked = self.open_grid.reshape(shape)
+        boxes, left = cover(marked, self.accepted_grid.reshape(shape), limit=self.max_regions)
+        out = []
+        for box in boxes:
+            cell = simplest_cell(marked, box)
+            words = [self.space.describe_classes(self.plan, k, classes) for k, classes in zip(self.plan.keys, box)]
+            region = " and ".join(w for w in words if w) or "every patient"
+            count = int(marked[np.ix_(*box)].sum())
+            out.append(self._gap_finding(explainer, count, self.space.patient_of_classes(self.plan, cell, True),
+                                         region))
+        if left:
+            out.append(_finding("gap", "warning", (), left, f"{left:,} further gap classes not described "
+                                f"(more than {self.max_regions} regions; raise max_regions)", {}))
+        return out
+
+    def _gap_finding(self, explainer: _Explainer, count: int, patient: dict, region: str) -> dict:
+        closest = explainer.closest(patient, self.rule_ids)
+        near = "; ".join(f"{rule_id} (fails: {', '.join(failing)})" for rule_id, failing in closest)
+        return _finding("gap", "warning", [rule_id for rule_id, _ in closest], count,
+                        f"no disease-modifying recommendation when {region} ({count:,} classes); "
+                        f"closest rules: {near}", patient)
+
+    def _ties(self) -> list[dict]:
+        out = []
+        for label, count, patient in self.ties.items():
+            rules = sorted({self.entries[i][0] for i in label}, key=lambda r: self.book.rule(r).position)
+            agents = sorted({self.entries[i][1] for i in label}, key=list(self.book.agents).index)
+            rank = self.entries[label[0]][2]
+            out.append(_finding("contradiction", "error", rules, count,
+                                f"two preferred agents: {' and '.join(agents)} tie at the best rank {rank} "
+                                f"({count:,} classes); only vocabulary order makes {agents[0]} preferred",
+                                patient))
+        return out
+
+
+class _AvoidCheck(_Check):
+    """An agent recommended by one fired rule and avoided by another."""
+
+    def __init__(self, book: Rulebook, agent: str):
+        self.agent = agent
+        self.name = f"recommended and avoided: {agent}"
+        self.recommenders = [r.id for r in book.rules if any(s.agent == agent for s in r.recommend)]
+        self.avoiders = [r.id for r in book.rules if agent in r.avoid]
+        self.rule_ids = frozenset(self.recommenders + self.avoiders)
+        self.tally = _Tally()
+
+    def update(self, chunk: Chunk) -> None:
+        for avoider in self.avoiders:
+            avoided = chunk.fires(avoider)
+            if avoided.any():
+                for recommender in self.recommenders:
+                    self.tally.add((recommender, avoider), avoided & chunk.fires(recommender), chunk)
+
+    def findings(self, explainer: _Explainer) -> list[dict]:
+        return [_finding("contradiction", "error", key, count,
+                         f"{self.agent} is recommended by {key[0]} and avoided by {key[1]} ({count:,} classes)",
+                         patient) for key, count, patient in self.tally.items()]
+
+
+class _FiresCheck(_Check):
+    """A rule that no patient of the space fires; reports the patient that comes closest."""
+
+    def __init__(self, rule: Rule):
+        self.rule = rule
+        self.name = f"fires: {rule.id}"
+        self.rule_ids = frozenset({rule.id})
+        self.count = 0
+        self.closest: tuple[int, dict] | None = None
+
+    def update(self, chunk: Chunk) -> None:
+        self.count += int(chunk.fires(self.rule.id).sum())
+        if self.count:
+            return
+        holding = np.zeros(len(chunk), dtype=np.int64)
+        for condition in self.rule.when:
+            holding += chunk.holds(condition)
+        row = int(np.argmax(holding))
+        if self.closest is None or holding[row] > self.closest[0]:
+            self.closest = (int(holding[row]), chunk.patient(row, full=True))
+
+    def findings(self, explainer: _Explainer) -> list[dict]:
+        if self.count:
+            return []
+        patient = self.closest[1] if self.closest else {}
+        failing = explainer.failing(self.rule, patient) if patient else []
+        return [_finding("never_fires", "error", (self.rule.id,), 0,
+                         f"{self.rule.id} fires for no patient; the closest patient still fails: "
+                         f"{', '.join(failing) or 'nothing'}", patient)]
+
+
+class _ShadowCheck(_Check):
+    """A rule whose every conclusion, wherever it fires, other fired rules already draw."""
+
+    def __init__(self, rule: Rule, covers: list[tuple[str, frozenset[str]]]):
+        self.rule = rule
+        self.covers = covers  # per conclusion: (words, every rule drawing it, this one included)
+        self.name = f"shadowed: {rule.id}"
+        self.rule_ids = frozenset().union(*(ids for _, ids in covers))
+        self.fired = self.uncovered = 0
+        self.tally = _Tally()
+
+    @classmethod
+    def build(cls, book: Rulebook, rule: Rule) -> _ShadowCheck | None:
+        """The check for ``rule``, or None when some conclusion has no other rule that could draw it."""
+        def drawing(test) -> frozenset[str]:
+            return frozenset(r.id for r in book.rules if test(r))
+
+        covers = [(f"derive {d}", drawing(lambda r, d=d: d in r.derive)) for d in rule.derive]
+        covers += [(f"recommend {s.agent} (rank {s.rank} or stronger)",
+                    drawing(lambda r, s=s: any(o.agent == s.agent and o.rank <= s.rank for o in r.recommend)))
+                   for s in rule.recommend]
+        covers += [(f"avoid {a}", drawing(lambda r, a=a: a in r.avoid)) for a in rule.avoid]
+        covers += [(f"flag {f}", drawing(lambda r, f=f: f in r.flag)) for f in rule.flag]
+        if not covers or any(ids == {rule.id} for _, ids in covers):
+            return None
+        return cls(rule, covers)
+
+    def update(self, chunk: Chunk) -> None:
+        fired = chunk.fires(self.rule.id)
+        self.fired += int(fired.sum())
+        covered = fired.copy()
+        for _, ids in self.covers:
+            covered &= chunk.fired_count(ids) > 1  # this rule plus at least one other
+        self.uncovered += int((fired & ~covered).sum())
+        self.tally.add(("all",), covered, chunk)
+
+    def findings(self, explainer: _Explainer) -> list[dict]:
+        if not self.fired or self.uncovered:
+            return []
+        patient = self.tally.examples[("all",)][1]
+        fired = explainer.fired(patient)
+        by = [f"{words} by {', '.join(sorted(ids & fired - {self.rule.id}))}" for words, ids in self.covers]
+        return [_finding("shadowed", "warning", (self.rule.id,), self.fired,
+                         f"{self.rule.id} changes nothing: wherever it fires ({self.fired:,} classes) other rules "
+                         f"already conclude the same; in the example: {'; '.join(by)}", patient)]

@@ -1,0 +1,476 @@
+"""The discretized patient space, reduced exactly to what a question about some rules needs.
+
+The discretized space is every value of :func:`lupus_rules.generate.value_bands`
+(each category, and unknown / just below / at / just above every threshold)
+combined with every other: about 10^12 patients for the shipped rulebook, far
+too many to evaluate. Two exact reductions make it tractable:
+
+* **Relevance.** A question about some rules (does R ever fire? is agent A
+  ever both recommended and avoided?) depends only on those rules and, through
+  derived facts, on the rules deriving what they test (the *closure*). Facts no
+  rule of the closure tests cannot change the answer: they stay at their default.
+* **Equivalence classes.** Two values of a fact that make every condition of
+  the closure come out the same are interchangeable, so each band is cut into
+  classes by the truth values of those conditions, and one representative
+  value (the first in band order, the default first) stands for each class.
+
+Enumerating the product of the classes of the relevant facts therefore answers
+the question for *every* point of the discretized space: it is exhaustive, not a
+sample. Only when that product exceeds a limit are classes sampled (seeded), and
+:class:`Plan` says so. Rule firing itself is computed by the vectorized engine
+(:func:`lupus_rules.engines.vectorized.fire_matrix`), chunk by chunk.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+
+from ..engines.vectorized import fire_matrix
+from ..facts import FACTS, MEASURES, STATUSES, member_column, validate_frame
+from ..generate import band_columns, value_bands
+from ..rulebook import Condition, Rulebook
+
+__all__ = ["condition_mask", "FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_ROWS"]
+
+T = TypeVar("T")
+
+#: Above this many classes a plan samples instead of enumerating (and says so).
+DEFAULT_MAX_ROWS = 20_000_000
+#: Rows evaluated at once (bounds memory: about 100 bytes per row).
+CHUNK_ROWS = 1_000_000
+
+
+def condition_mask(condition: Condition, typed: pd.DataFrame,
+                   derived: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """Where one condition holds over a typed frame (:func:`~lupus_rules.facts.validate_frame`).
+
+    Same semantics as the engines: a comparison on an unknown number is false.
+    ``derived`` maps derived fact names to row masks (absent = never derived).
+    """
+    if condition.kind != "fact":
+        held = (derived or {}).get(condition.fact)
+        if held is None:
+            held = np.zeros(len(typed), dtype=bool)
+        return np.asarray(held, dtype=bool) if condition.kind == "derived" else ~np.asarray(held, dtype=bool)
+    spec = FACTS.get(condition.fact) or MEASURES[condition.fact]
+    op, value = condition.op, condition.value
+    if spec.kind == "set":
+        column = typed[member_column(condition.fact, str(value))].to_numpy(dtype=bool)
+        return column if op == "has" else ~column
+    if spec.kind == "bool":
+        column = typed[condition.fact].to_numpy(dtype=bool)
+        return column if value else ~column
+    if spec.kind == "status":
+        return _status_mask(typed[condition.fact], op, value)
+    return _number_mask(typed[condition.fact].to_numpy(dtype=float, na_value=np.nan), op, value)
+
+
+def _status_mask(column: pd.Series, op: str, value: object) -> np.ndarray:
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype) and tuple(dtype.categories) == STATUSES:
+        codes = column.cat.codes.to_numpy()
+    else:
+        codes = pd.Categorical(column, categories=list(STATUSES)).codes
+    wanted = [value] if op in ("==", "!=") else list(value)  # type: ignore[arg-type]
+    table = np.zeros(len(STATUSES) + 1, dtype=bool)  # last slot: code -1 (not a status)
+    table[[STATUSES.index(v) for v in wanted]] = True
+    hit = table[codes]
+    return hit if op in ("==", "in") else ~hit
+
+
+def _number_mask(column: np.ndarray, op: str, value: object) -> np.ndarray:
+    if op == "known":
+        return ~np.isnan(column)
+    if op == "unknown":
+        return np.isnan(column)
+    threshold = float(value)  # type: ignore[arg-type]
+    with np.errstate(invalid="ignore"):
+        return {"<": column < threshold, "<=": column <= threshold,
+                ">": column > threshold, ">=": column >= threshold}[op]
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One band: the facts it fills, its raw values (default first) and their typed rows."""
+
+    key: str
+    columns: tuple[str, ...]
+    values: tuple
+    typed: pd.DataFrame
+    reads: frozenset[str]  # facts and measures a condition may test through this band
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one enumeration covers: the relevant rules, facts and classes, and whether it is exhaustive.
+
+    Per relevant band ``key``: ``atoms[key]`` are the conditions testing it,
+    ``class_of[key][i]`` the class of band value ``i``, ``reps[key][c]`` the band
+    value standing for class ``c`` (class 0 holds the default) and
+    ``signatures[key][c, j]`` whether atom ``j`` holds in class ``c``.
+    ``classes`` = product of the class counts (row ``r`` of an exhaustive
+    enumeration is the class tuple ``np.unravel_index(r, shape)``); ``rows`` =
+    rows actually evaluated; ``space_size`` = points of the whole discretized space.
+    """
+
+    rule_ids: frozenset[str]
+    conditions: frozenset[Condition]
+    keys: tuple[str, ...]
+    reps: dict[str, np.ndarray] = field(repr=False)
+    atoms: dict[str, tuple[Condition, ...]] = field(repr=False)
+    class_of: dict[str, np.ndarray] = field(repr=False)
+    signatures: dict[str, np.ndarray] = field(repr=False)
+    classes: int = 1
+    rows: int = 1
+    exhaustive: bool = True
+    space_size: int = 1
+    seed: int = 0
+
+    @property
+    def atom_set(self) -> frozenset[Condition]:
+        """Every fact condition the classes respect: a question needing only these is answered exactly."""
+        return frozenset(a for atoms in self.atoms.values() for a in atoms)
+
+    def covers(self, other: Plan) -> bool:
+        """True when this enumeration answers every question ``other`` answers (its classes are finer)."""
+        return other.atom_set <= self.atom_set
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Class counts of the relevant bands, in ``keys`` order."""
+        return tuple(len(self.reps[k]) for k in self.keys)
+
+    def describe(self) -> str:
+        """How much of the space was covered, in one honest sentence."""
+        facts = ", ".join(self.keys) or "none"
+        if self.exhaustive:
+            return (f"exhaustive: {self.classes:,} classes over the relevant facts ({facts}) stand for all "
+                    f"{self.space_size:.3g} points of the discretized space")
+        return (f"SAMPLED: {self.rows:,} random classes (seed {self.seed}) of {self.classes:,} over ({facts}); "
+                f"findings are real, but absence of findings is not proven")
+
+
+class FactSpace:
+    """The discretized space of one rulebook, and exact enumerations of the parts questions need."""
+
+    def __init__(self, rulebook: Rulebook, bands: Mapping[str, list] | None = None):
+        self.rulebook = rulebook
+        self.bands = dict(bands) if bands is not None else value_bands(rulebook)
+        self.groups = {key: self._group(key, values) for key, values in self.bands.items()}
+        self._group_of = {name: g.key for g in self.groups.values() for name in g.reads}
+        self._producers: dict[str, list[str]] = {}
+        for rule in rulebook.rules:
+            for name in rule.derive:
+                self._producers.setdefault(name, []).append(rule.id)
+        self._rules = {r.id: r for r in rulebook.rules}
+        self._column_of = {r.id: j for j, r in enumerate(rulebook.rules)}
+        self.space_size = math.prod(len(g.values) for g in self.groups.values())
+
+    # -- bands ---------------------------------------------------------------------------
+
+    def _group(self, key: str, values: list) -> _Group:
+        columns = band_columns(key)
+        ordered = sorted(range(len(values)), key=lambda i: not _is_default(columns, values[i]))
+        raw = [values[i] for i in ordered]
+        cells = [tuple(v) if len(columns) > 1 else (v,) for v in raw]
+        frame = pd.DataFrame({c: [_cell(c, cell[k]) for cell in cells] for k, c in enumerate(columns)},
+                             dtype=object)
+        typed, errors = validate_frame(frame)
+        if (errors != "").any():
+            raise ValueError(f"band {key!r} holds values the fact schema rejects: {errors[errors != ''].iloc[0]}")
+        reads = set(columns) | {m for m in MEASURES if _measure_inputs(m) <= set(columns)}
+        return _Group(key, columns, tuple(raw), typed, frozenset(reads))
+
+    # -- relevance -----------------------------------------------------------------------
+
+    def closure(self, rule_ids: Iterable[str], conditions: Iterable[Condition] = ()) -> frozenset[str]:
+        """The rules plus, transitively, every rule deriving a fact they (or ``conditions``) test."""
+        todo = list(rule_ids) + [p for c in conditions if c.kind != "fact" for p in self._producers.get(c.fact, [])]
+        done: set[str] = set()
+        while todo:
+            rule_id = todo.pop()
+            if rule_id in done:
+                continue
+            done.add(rule_id)
+            for name in self._rules[rule_id].consumes():
+                todo.extend(self._producers.get(name, []))
+        return frozenset(done)
+
+    def plan(self, rule_ids: Iterable[str], conditions: Iterable[Condition] = (),
+             max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0) -> Plan:
+        """The classes to enumerate so that questions about ``rule_ids`` are answered exactly."""
+        extra = frozenset(conditions)
+        rules = self.closure(rule_ids, extra)
+        atoms = {c for rule_id in rules for c in self._rules[rule_id].when if c.kind == "fact"}
+        atoms |= {c for c in extra if c.kind == "fact"}
+        by_group: dict[str, list[Condition]] = {}
+        for atom in sorted(atoms, key=repr):
+            by_group.setdefault(self._group_of[atom.fact], []).append(atom)
+        keys = tuple(k for k in self.groups if k in by_group)
+        reps, class_of, signatures = {}, {}, {}
+        for key in keys:
+            reps[key], class_of[key], signatures[key] = self._classes(self.groups[key], by_group[key])
+        classes = math.prod(len(r) for r in reps.values())
+        rows = min(classes, max_rows)
+        return Plan(rules, extra, keys, reps, {k: tuple(by_group[k]) for k in keys}, class_of, signatures,
+                    classes, rows, classes <= max_rows, self.space_size, seed)
+
+    @staticmethod
+    def _classes(group: _Group, atoms: list[Condition]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Band values alike under every atom form a class: (first value of each, class of each value, signatures)."""
+        signature = np.stack([condition_mask(a, group.typed) for a in atoms], axis=1)
+        _, first, inverse = np.unique(signature, axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first)  # classes numbered by first appearance: class 0 holds the default
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        reps = first[order]
+        return reps, rank[inverse.reshape(-1)], signature[reps]
+
+    # -- enumeration ---------------------------------------------------------------------
+
+    def chunks(self, plan: Plan, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+        """Evaluate the plan's classes chunk by chunk (all of them in order, or the seeded sample)."""
+        sizes = plan.shape
+        rng = np.random.default_rng(plan.seed)
+        for start in range(0, plan.rows, chunk_rows):
+            stop = min(start + chunk_rows, plan.rows)
+            if plan.exhaustive:
+                coords = np.unravel_index(np.arange(start, stop, dtype=np.int64), sizes) if sizes else ()
+                classes = dict(zip(plan.keys, coords))
+            else:
+                classes = {k: rng.integers(0, s, stop - start) for k, s in zip(plan.keys, sizes)}
+            picks = {k: plan.reps[k][c] for k, c in classes.items()}
+            yield self._chunk(plan, picks, classes, stop - start, start)
+
+    def _chunk(self, plan: Plan, picks: dict[str, np.ndarray], classes: dict[str, np.ndarray],
+               n: int, start: int) -> Chunk:
+        columns: dict[str, object] = {}
+        for key, group in self.groups.items():
+            index = picks.get(key)
+            if index is None:
+                index = np.zeros(n, dtype=np.intp)
+            for name in group.typed.columns:
+                if name in group.reads or name.split("__")[0] in group.reads:
+                    columns[name] = _take(group.typed[name], index)
+        typed = pd.DataFrame(columns, copy=False)
+        fired = np.ascontiguousarray(fire_matrix(typed, self.rulebook).T)
+        return Chunk(self, plan, typed, fired, picks, classes, start)
+
+    def rule_column(self, rule_id: str) -> int:
+        """Row of the rule-major fired matrix holding ``rule_id``."""
+        return self._column_of[rule_id]
+
+    def producers(self, name: str) -> list[str]:
+        """Ids of the rules deriving ``name``."""
+        return list(self._producers.get(name, []))
+
+    def patient(self, picks: Mapping[str, int], full: bool = False) -> dict[str, object]:
+        """A patient as suite CSV cells from band value indices (absent bands at their default).
+
+        ``full`` lists every fact; otherwise only those not at their default.
+        """
+        cells: dict[str, object] = {}
+        for key, group in self.groups.items():
+            position = int(picks.get(key, 0))
+            if position == 0 and not full:
+                continue
+            value = group.values[position]
+            for k, column in enumerate(group.columns):
+                cells[column] = _csv(column, value[k] if len(group.columns) > 1 else value)
+        return {name: cells[name] for name in FACTS if name in cells}
+
+    def patient_of_classes(self, plan: Plan, coords: Iterable[int], full: bool = False) -> dict[str, object]:
+        """The representative patient of one class tuple of ``plan`` (``coords`` in ``plan.keys`` order)."""
+        return self.patient({k: plan.reps[k][int(c)] for k, c in zip(plan.keys, coords)}, full=full)
+
+    def describe_classes(self, plan: Plan, key: str, classes: Iterable[int]) -> str | None:
+        """Some classes of one band in words (``None`` when they are all of them: any value)."""
+        chosen = sorted({int(c) for c in classes})
+        if len(chosen) == len(plan.reps[key]):
+            return None
+        group = self.groups[key]
+        members = [i for i, c in enumerate(plan.class_of[key]) if c in chosen]
+        kind = FACTS[key].kind if len(group.columns) == 1 else "pair"
+        if kind in ("status", "bool", "set"):
+            shown = [str(_csv(key, group.values[i])) or "none" for i in members]
+            return f"{key} = {shown[0]}" if len(shown) == 1 else f"{key} in {{{', '.join(shown)}}}"
+        return _describe_by_atoms(plan, key, chosen)
+
+
+def _describe_by_atoms(plan: Plan, key: str, chosen: list[int]) -> str:
+    """Number classes in words: the atoms every chosen class agrees on (or each class's signature)."""
+    atoms, signature = plan.atoms[key], plan.signatures[key]
+    agreed = [(j, bool(signature[chosen[0], j])) for j in range(len(atoms))
+              if len(set(signature[chosen, j].tolist())) == 1]
+    matching = [c for c in range(len(plan.reps[key])) if all(bool(signature[c, j]) == v for j, v in agreed)]
+    if matching == chosen:
+        return " and ".join(_atom_words(atoms[j], v) for j, v in agreed)
+    per_class = [" and ".join(_atom_words(a, bool(signature[c, j])) for j, a in enumerate(atoms)) for c in chosen]
+    return " or ".join(f"({text})" for text in per_class)
+
+
+_NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+def _atom_words(atom: Condition, value: bool) -> str:
+    """A condition, or its negation, in words (a failed comparison includes 'or unknown')."""
+    if value:
+        return atom.describe()
+    if atom.op in _NEGATED:
+        return f"({atom.fact} {_NEGATED[atom.op]} {atom.value:g} or unknown)"
+    if atom.op in ("known", "unknown"):
+        return f"{atom.fact} is {'unknown' if atom.op == 'known' else 'known'}"
+    return f"not ({atom.describe()})"
+
+
+def schedule(space: FactSpace, requests: Iterable[tuple[Iterable[str], Iterable[Condition], T]],
+             max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0) -> list[tuple[Plan, list[T]]]:
+    """Group questions into as few enumerations as possible.
+
+    Each request is (rule ids, extra conditions, payload). A request rides on
+    a larger enumeration whenever that one's classes are finer than its own
+    (so its answer there is just as exact); otherwise it gets its own.
+    """
+    needed = [(space.plan(rules, conditions, max_rows=max_rows, seed=seed), payload)
+              for rules, conditions, payload in requests]
+    needed.sort(key=lambda item: -item[0].classes)
+    hosts: list[tuple[Plan, list[T]]] = []
+    for plan, payload in needed:
+        host = next((h for h in hosts if h[0].covers(plan)), None)
+        if host is None:
+            host = (plan, [])
+            hosts.append(host)
+        host[1].append(payload)
+    return hosts
+
+
+@dataclass
+class Chunk:
+    """Some enumerated classes: their typed facts, which rules fired (rules × rows), and their classes.
+
+    ``classes[key]`` is each row's class of band ``key`` (see :class:`Plan`),
+    ``picks[key]`` the band value standing for it.
+    """
+
+    space: FactSpace
+    plan: Plan
+    typed: pd.DataFrame
+    fired: np.ndarray
+    picks: dict[str, np.ndarray]
+    classes: dict[str, np.ndarray]
+    start: int
+    _derived: dict[str, np.ndarray] = field(default_factory=dict)
+    _counts: dict[frozenset[str], np.ndarray] = field(default_factory=dict)
+    _simplicity: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.typed)
+
+    def fires(self, rule_id: str) -> np.ndarray:
+        """Rows where the rule fired."""
+        return self.fired[self.space.rule_column(rule_id)]
+
+    def fired_count(self, rule_ids: frozenset[str]) -> np.ndarray:
+        """Per row, how many of these rules fired (cached: shared by every check asking)."""
+        count = self._counts.get(rule_ids)
+        if count is None:
+            count = np.zeros(len(self), dtype=np.int16)
+            for rule_id in rule_ids:
+                count += self.fires(rule_id)
+            self._counts[rule_ids] = count
+        return count
+
+    def derived(self, name: str) -> np.ndarray:
+        """Rows where the derived fact holds (some rule deriving it fired)."""
+        mask = self._derived.get(name)
+        if mask is None:
+            mask = np.zeros(len(self), dtype=bool)
+            for rule_id in self.space.producers(name):
+                mask |= self.fires(rule_id)
+            self._derived[name] = mask
+        return mask
+
+    def holds(self, condition: Condition) -> np.ndarray:
+        """Rows where one condition (fact, derived or not_derived) holds."""
+        if condition.kind == "fact":
+            return condition_mask(condition, self.typed)
+        mask = self.derived(condition.fact)
+        return mask if condition.kind == "derived" else ~mask
+
+    def all_hold(self, conditions: Iterable[Condition]) -> np.ndarray:
+        """Rows where every condition holds (all rows for none)."""
+        mask = np.ones(len(self), dtype=bool)
+        for condition in conditions:
+            mask &= self.holds(condition)
+        return mask
+
+    def nondefault_count(self) -> np.ndarray:
+        """Per row, how many bands hold a value other than their default (smaller = simpler patient)."""
+        if self._simplicity is None:
+            count = np.zeros(len(self), dtype=np.int64)
+            for index in self.classes.values():
+                count += index != 0
+            self._simplicity = count
+        return self._simplicity
+
+    def patient(self, row: int, full: bool = False) -> dict[str, object]:
+        """One row as suite CSV cells: every fact when ``full``, else only the non-default ones."""
+        return self.space.patient({k: int(v[row]) for k, v in self.picks.items()}, full=full)
+
+
+# -- small helpers ---------------------------------------------------------------------------
+
+
+def _measure_inputs(measure: str) -> set[str]:
+    from ..facts import _MEASURE_INPUTS  # the (current, baseline) pair of each measure
+
+    return set(_MEASURE_INPUTS[measure])
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _is_default(columns: tuple[str, ...], value: object) -> bool:
+    values = tuple(value) if len(columns) > 1 else (value,)  # type: ignore[arg-type]
+    for column, item in zip(columns, values):
+        default = FACTS[column].default
+        if FACTS[column].kind == "number":
+            if not _is_missing(item):
+                return False
+        elif item != default:
+            return False
+    return True
+
+
+def _cell(column: str, value: object) -> object:
+    """A band value as validate_frame accepts it (sets as CSV text, unknown numbers as None)."""
+    spec = FACTS[column]
+    if spec.kind == "set":
+        return ";".join(m for m in spec.allowed if m in value)  # type: ignore[operator]
+    if spec.kind == "number" and _is_missing(value):
+        return None
+    return value
+
+
+def _csv(column: str, value: object) -> object:
+    """A band value as a suite CSV cell: sets ';'-joined, bools true/false, unknown ''."""
+    spec = FACTS[column]
+    if spec.kind == "set":
+        return ";".join(m for m in spec.allowed if m in value)  # type: ignore[operator]
+    if spec.kind == "bool":
+        return "true" if value else "false"
+    if spec.kind == "number":
+        return "" if _is_missing(value) else float(value)  # type: ignore[arg-type]
+    return value
+
+
+def _take(column: pd.Series, index: np.ndarray) -> object:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return pd.Categorical.from_codes(column.cat.codes.to_numpy()[index], dtype=column.dtype)
+    return column.to_numpy()[index]
