@@ -14,7 +14,7 @@ from ..result import DISCLAIMER
 __all__ = ["main", "build_parser"]
 
 #: Command modules under ``lupus_rules.cli``, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("run", "suite")
+COMMAND_MODULES: tuple[str, ...] = ("run", "suite", "authoring")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,142 @@
+"""``lupus-rules diff``, ``coverage`` and ``lint``: authoring tools on the command line.
+
+Exit codes: ``diff`` 0 (it reports); ``coverage`` 0, or 1 with ``--strict``
+when some rule is fired by no scenario; ``lint`` 1 when there is an error
+finding (a contradiction or a rule that never fires), 0 otherwise (warnings and
+accepted gaps do not fail). All three exit 2 on unusable input (unknown rule
+folder or revision, unreadable scenarios).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ..authoring import compare, coverage, lint, resolve_rulebook, rule_diff
+from ..authoring.compare import OUTCOMES
+from ..batch import BatchInputError
+from ..errors import LupusRulesError
+from ..result import DISCLAIMER
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``diff``, ``coverage`` and ``lint`` sub-commands."""
+    _register_diff(subparsers)
+    _register_coverage(subparsers)
+    _register_lint(subparsers)
+
+
+def _register_diff(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "diff", help="what changed between two rulebooks, and which scenarios it affects",
+        description="List rules added, removed or changed (field by field) between rulebooks A and B, "
+                    "and with --scenarios every scenario whose preferred agent, recommendations, flags or "
+                    "fired rules differ, with the rules responsible. A and B: a rule folder or file, "
+                    "WORKTREE (the shipped rules on disk), a git revision (HEAD~1) or REV:path. "
+                    "A path on disk wins over a revision name. " + DISCLAIMER)
+    parser.add_argument("a", help="the rulebook before (folder, file, WORKTREE, REV or REV:path)")
+    parser.add_argument("b", help="the rulebook after")
+    parser.add_argument("--scenarios", default=None,
+                        help="scenario CSV/Parquet file or folder of CSVs (e.g. scenarios/ or a generated batch)")
+    parser.add_argument("--repo", default=None, help="git repository for revisions (default: the current folder)")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="also write the changed scenarios (every column) to this CSV file")
+    parser.add_argument("--limit", type=int, default=50, help="changed scenarios to print (default 50; 0 = all)")
+    parser.set_defaults(func=_diff)
+
+
+def _register_coverage(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "coverage", help="rule and condition coverage of the scenario suite, with rows for uncovered rules",
+        description="Per rule, how many scenarios fire it; per condition, whether both its outcomes occur; "
+                    "for every rule no scenario fires, a proposed suite row (found by exhaustive search "
+                    "of the discretized fact space) ready to paste. " + DISCLAIMER)
+    parser.add_argument("--scenarios", default="scenarios",
+                        help="scenario CSV file or folder (default: scenarios/)")
+    parser.add_argument("--rules", default=None, help="rule folder, file or revision (default: the shipped rulebook)")
+    parser.add_argument("--proposals", type=Path, default=None, help="also write the proposed rows to this CSV")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when some rule is fired by no scenario")
+    parser.set_defaults(func=_coverage)
+
+
+def _register_lint(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "lint", help="gaps, contradictions, rules that never fire and shadowed rules, over all patients",
+        description="Check the rulebook over the whole discretized patient space (every category and "
+                    "values around every threshold, reduced exactly to equivalence classes). Exit 1 when "
+                    "a contradiction or a rule that never fires is found. " + DISCLAIMER)
+    parser.add_argument("--rules", default=None, help="rule folder, file or revision (default: the shipped rulebook)")
+    parser.add_argument("--max-rows", type=int, default=20_000_000,
+                        help="classes enumerated per check before sampling instead (default 20000000)")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="also write the findings to this CSV")
+    parser.set_defaults(func=_lint)
+
+
+def _fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _diff(args: argparse.Namespace) -> int:
+    try:
+        book_a, book_b = resolve_rulebook(args.a, args.repo), resolve_rulebook(args.b, args.repo)
+        table = compare(book_a, book_b, args.scenarios) if args.scenarios else None
+    except (LupusRulesError, BatchInputError) as exc:
+        return _fail(exc)
+    print(DISCLAIMER)
+    print(f"Rulebook A: {book_a.source} ({book_a.version}); B: {book_b.source} ({book_b.version})")
+    changes = rule_diff(book_a, book_b)
+    print(f"Rule changes: {len(changes)}")
+    for text in changes["description"]:
+        print(f"  {text}")
+    if table is not None:
+        print()
+        _print_changed(table, args.limit)
+        print(table.attrs["summary"])
+        if args.output:
+            table.to_csv(args.output, index=False)
+    return 0
+
+
+def _print_changed(table: pd.DataFrame, limit: int) -> None:
+    shown = table if limit <= 0 else table.head(limit)
+    for _, row in shown.iterrows():
+        print(f"{row['scenario_id']}: {row['changed'].replace('_', ' ')}; rules: {row['rules'] or '-'}")
+        for outcome in OUTCOMES[:-1]:
+            if row[f"{outcome}_before"] != row[f"{outcome}_after"]:
+                print(f"    {outcome}: {row[f'{outcome}_before'] or '(none)'} -> {row[f'{outcome}_after'] or '(none)'}")
+        before, after = row["fired_rules_before"].split(";"), row["fired_rules_after"].split(";")
+        gone = [r for r in before if r and r not in after]
+        new = [r for r in after if r and r not in before]
+        if gone or new:
+            print(f"    fired rules: {' '.join(['-' + r for r in gone] + ['+' + r for r in new])}")
+    if len(shown) < len(table):
+        print(f"... {len(table) - len(shown):,} more (use --limit 0 or --output FILE)")
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    try:
+        report = coverage(args.scenarios, args.rules)
+    except (LupusRulesError, BatchInputError) as exc:
+        return _fail(exc)
+    with pd.option_context("display.width", 200, "display.max_colwidth", 70):
+        print(report.to_text())
+    if args.proposals:
+        report.proposals.to_csv(args.proposals, index=False)
+    return 1 if args.strict and report.uncovered else 0
+
+
+def _lint(args: argparse.Namespace) -> int:
+    try:
+        book = resolve_rulebook(args.rules) if args.rules else None
+        report = lint(book, max_rows=args.max_rows)
+    except LupusRulesError as exc:
+        return _fail(exc)
+    print(report.to_text())
+    if args.output:
+        report.findings.to_csv(args.output, index=False)
+    return 0 if report.passed else 1
