@@ -132,8 +132,8 @@ class Scenario:
 
     @property
     def location(self) -> str:
-        """``file row N (line L)``, for messages."""
-        return f"{self.file} row {self.row} (line {self.line})"
+        """``file row N, line L``, for messages."""
+        return f"{self.file} row {self.row}, line {self.line}"
 
     def given_facts(self) -> str:
         """The facts the row sets (non-empty cells), as ``name=value`` pairs."""
@@ -248,22 +248,45 @@ class SuiteReport:
 def load_suite(path: str | Path, rulebook: Rulebook | None = None) -> list[Scenario]:
     """Read and validate a scenario CSV file, or every ``*.csv`` in a folder (sorted by name).
 
-    Agent codes, flag codes and rule ids are checked against ``rulebook``
-    (default: the shipped one). Raises :class:`SuiteFormatError` listing every
-    problem (file, row, column), never only the first.
+    Agent codes, flag codes and rule ids must exist in the shipped rulebook
+    or in ``rulebook`` (so a suite still loads against an edited rulebook
+    that dropped a rule: the rows naming it then fail their check instead).
+    Raises :class:`SuiteFormatError` listing every problem (file, row,
+    column), never only the first.
     """
-    book = rulebook if rulebook is not None else default_rulebook()
+    vocabulary = _Vocabulary.of(default_rulebook(), rulebook)
     files = _suite_files(Path(path))
     scenarios: list[Scenario] = []
     problems: list[SuiteProblem] = []
     for file in files:
-        found, file_problems = _read_file(file, book)
+        found, file_problems = _read_file(file, vocabulary)
         scenarios += found
         problems += file_problems
     problems += _duplicate_ids(scenarios)
     if problems:
         raise SuiteFormatError(problems)
     return scenarios
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """The codes a scenario may name: agents (code -> foundation?), flags and rule ids, in rulebook order."""
+
+    agents: dict[str, bool]
+    flags: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+
+    @classmethod
+    def of(cls, *books: Rulebook | None) -> _Vocabulary:
+        agents: dict[str, bool] = {}
+        flags: dict[str, None] = {}
+        rule_ids: dict[str, None] = {}
+        for book in (b for b in books if b is not None):
+            for code, agent in book.agents.items():
+                agents.setdefault(code, agent.foundation)
+            flags.update(dict.fromkeys(book.flags))
+            rule_ids.update(dict.fromkeys(r.id for r in sorted(book.rules, key=lambda r: r.position)))
+        return cls(agents, tuple(flags), tuple(rule_ids))
 
 
 def _suite_files(path: Path) -> list[Path]:
@@ -281,7 +304,7 @@ def _allowed_columns() -> tuple[str, ...]:
     return (ID_COLUMN, DESCRIPTION_COLUMN, *FACTS, *EXPECTATION_COLUMNS)
 
 
-def _read_file(file: Path, book: Rulebook) -> tuple[list[Scenario], list[SuiteProblem]]:
+def _read_file(file: Path, vocabulary: _Vocabulary) -> tuple[list[Scenario], list[SuiteProblem]]:
     name = _display_name(file)
     with file.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
@@ -296,7 +319,7 @@ def _read_file(file: Path, book: Rulebook) -> tuple[list[Scenario], list[SuitePr
         for row_number, cells in enumerate(reader, start=1):
             if not any(cell.strip() for cell in cells):
                 continue
-            scenario, row_problems = _read_row(name, row_number, reader.line_num, columns, cells, book)
+            scenario, row_problems = _read_row(name, row_number, reader.line_num, columns, cells, vocabulary)
             problems += row_problems
             if scenario is not None:
                 scenarios.append(scenario)
@@ -326,7 +349,7 @@ def _header_problems(name: str, columns: list[str]) -> list[SuiteProblem]:
 
 
 def _read_row(name: str, row: int, line: int, columns: list[str], cells: list[str],
-              book: Rulebook) -> tuple[Scenario | None, list[SuiteProblem]]:
+              vocabulary: _Vocabulary) -> tuple[Scenario | None, list[SuiteProblem]]:
     def problem(column: str | None, message: str) -> SuiteProblem:
         return SuiteProblem(name, row, line, column, message)
 
@@ -340,7 +363,7 @@ def _read_row(name: str, row: int, line: int, columns: list[str], cells: list[st
         patient = validate_patient(facts)
     except PatientValidationError as exc:
         problems += [problem(e.field, f"got {e.value!r}; allowed: {e.allowed}") for e in exc.errors]
-    expect, expect_problems = _expectations(values, book)
+    expect, expect_problems = _expectations(values, vocabulary)
     problems += [problem(column, message) for column, message in expect_problems]
     if not expect_problems and expect.is_empty():
         problems.append(problem(None, "checks nothing: fill at least one of " + ", ".join(EXPECTATION_COLUMNS)))
@@ -349,23 +372,23 @@ def _read_row(name: str, row: int, line: int, columns: list[str], cells: list[st
     return Scenario(values[ID_COLUMN], values[DESCRIPTION_COLUMN], facts, patient, expect, name, row, line), []
 
 
-def _expectations(values: dict[str, str], book: Rulebook) -> tuple[Expectations, list[tuple[str, str]]]:
+def _expectations(values: dict[str, str], vocabulary: _Vocabulary) -> tuple[Expectations, list[tuple[str, str]]]:
     """Parse and check the expectation cells; returns (expectations, [(column, message)])."""
-    agents, flags, rules = list(book.agents), list(book.flags), list(book.rule_ids)
-    vocabulary = {
+    agents, flags, rules = list(vocabulary.agents), list(vocabulary.flags), list(vocabulary.rule_ids)
+    allowed_by_column = {
         "expect_recommendations": ("agent code", agents), "expect_not": ("agent code", agents),
         "expect_flags": ("flag code", flags), "expect_no_flags": ("flag code", flags),
         "expect_fired": ("rule id", rules), "expect_not_fired": ("rule id", rules),
     }
     problems: list[tuple[str, str]] = []
     parsed: dict[str, tuple[str, ...]] = {}
-    for column, (what, allowed) in vocabulary.items():
+    for column, (what, allowed) in allowed_by_column.items():
         items = _split(values.get(column, ""))
         for item in items:
             if item not in allowed:
                 problems.append((column, f"unknown {what} {item!r}; allowed: {', '.join(allowed)}"))
         parsed[column] = items
-    preferred = _preferred(values.get("expect_preferred", ""), book, problems)
+    preferred = _preferred(values.get("expect_preferred", ""), vocabulary, problems)
     for left, right in _CONTRADICTIONS:
         for item in sorted(set(parsed[left]) & set(parsed[right])):
             problems.append((right, f"{item!r} is also in {left}: a row cannot expect both"))
@@ -376,12 +399,12 @@ def _expectations(values: dict[str, str], book: Rulebook) -> tuple[Expectations,
                         parsed["expect_not_fired"]), problems
 
 
-def _preferred(cell: str, book: Rulebook, problems: list[tuple[str, str]]) -> str | None:
+def _preferred(cell: str, vocabulary: _Vocabulary, problems: list[tuple[str, str]]) -> str | None:
     if not cell:
         return None
-    candidates = [code for code, agent in book.agents.items() if not agent.foundation]
+    candidates = [code for code, foundation in vocabulary.agents.items() if not foundation]
     if cell != NO_PREFERRED and cell not in candidates:
-        why = ("a foundation agent is never preferred" if cell in book.agents
+        why = (f"{cell!r} is a foundation agent, never preferred" if cell in vocabulary.agents
                else f"unknown agent code {cell!r}")
         problems.append(("expect_preferred", f"{why}; allowed: {NO_PREFERRED}, {', '.join(candidates)}"))
         return None
@@ -421,7 +444,7 @@ def _mismatches(expect: Expectations, result: Result) -> list[Mismatch]:
     for column, wanted, actual, must in _set_expectations(expect, result):
         bad = [code for code in wanted if (code in actual) != must]
         if bad:
-            problem = ("missing " if must else "present but must not be ") + ";".join(bad)
+            problem = ("missing: " if must else "must not be present: ") + ";".join(bad)
             out.append(Mismatch(column, ";".join(wanted), ";".join(actual) or "(none)", problem))
     return out
 
@@ -473,7 +496,7 @@ def check_suite(path: str | Path, rulebook: Rulebook | None = None) -> SuiteRepo
     what a change breaks. Raises :class:`SuiteFormatError` for malformed files.
     """
     book = rulebook if rulebook is not None else default_rulebook()
-    checks = tuple(check_scenario(s, book) for s in load_suite(path, book))
+    checks = tuple(check_scenario(s, book) for s in load_suite(path, rulebook))
     return SuiteReport(str(path), checks, rule_coverage(checks, book), book.version)
 
 
