@@ -1,0 +1,200 @@
+"""Scenario generation: value bands read from the rules, and the cartesian product."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from itertools import product
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lupus_rules import FACTS, MEASURES, load_rulebook
+from lupus_rules.facts import compute_measures, validate_frame
+from lupus_rules.generate import (
+    SCENARIO_ID,
+    GenerateError,
+    band_columns,
+    cartesian,
+    count,
+    iter_cartesian,
+    resolve_facts,
+    value_bands,
+)
+
+COMPARISONS = ("<", "<=", ">", ">=")
+
+
+@pytest.fixture(scope="module")
+def rulebook():
+    return load_rulebook()
+
+
+@pytest.fixture(scope="module")
+def bands(rulebook):
+    return value_bands(rulebook)
+
+
+def thresholds(rulebook) -> dict[str, set[float]]:
+    """Every number compared in a rule condition, by fact or measure (read independently of generate)."""
+    found: dict[str, set[float]] = {}
+    for rule in rulebook.rules:
+        for c in rule.when:
+            if c.kind == "fact" and c.op in COMPARISONS:
+                found.setdefault(c.fact, set()).add(float(c.value))
+    return found
+
+
+def pair_key(measure: str) -> str:
+    """The band holding a measure's (current, baseline) inputs."""
+    key = resolve_facts(value_bands(load_rulebook()), [measure])[0]
+    assert len(band_columns(key)) == 2
+    return key
+
+
+def measure_values(measure: str, pairs: list[tuple[float, float]]) -> np.ndarray:
+    """The measure of each (current, baseline) pair, computed as the engines compute it."""
+    current, baseline = band_columns(pair_key(measure))
+    arrays = {name: np.full(len(pairs), np.nan) for name in FACTS if FACTS[name].kind == "number"}
+    arrays[current] = np.array([p[0] for p in pairs], dtype=float)
+    arrays[baseline] = np.array([p[1] for p in pairs], dtype=float)
+    return compute_measures(arrays)[measure]
+
+
+def direct_values(bands, fact: str) -> np.ndarray:
+    """Every value a band gives ``fact`` (a plain number band, or one side of a pair band)."""
+    for key, values in bands.items():
+        columns = band_columns(key)
+        if fact in columns:
+            i = columns.index(fact)
+            return np.array([v[i] if len(columns) == 2 else v for v in values], dtype=float)
+    raise AssertionError(f"no band fills {fact}")
+
+
+def neighbours(all_thresholds: set[float], t: float) -> tuple[float, float]:
+    lower = max((x for x in all_thresholds if x < t), default=-math.inf)
+    upper = min((x for x in all_thresholds if x > t), default=math.inf)
+    return lower, upper
+
+
+def test_categories_and_every_manifestation_subset(bands):
+    for name, spec in FACTS.items():
+        if spec.kind == "status":
+            assert sorted(bands[name]) == sorted(spec.allowed)
+        elif spec.kind == "bool":
+            assert sorted(bands[name]) == [False, True]
+    subsets = bands["manifestations"]
+    members = FACTS["manifestations"].allowed
+    assert len(subsets) == 2 ** len(members) == len(set(subsets))
+    assert all(s <= set(members) for s in subsets)
+
+
+def test_every_direct_threshold_exactly_with_values_just_around(rulebook, bands):
+    found = {f: ts for f, ts in thresholds(rulebook).items() if f in FACTS}
+    assert found, "the rulebook compares no plain number fact"
+    for fact, ts in found.items():
+        values = direct_values(bands, fact)
+        assert np.isnan(values).any(), f"{fact}: unknown is not tested"
+        for t in ts:
+            assert t in values, f"{fact}: threshold {t} missing"
+            lower, upper = neighbours(ts, t)
+            spec = FACTS[fact]
+            if t > spec.minimum:
+                assert ((values < t) & (values > lower)).any(), f"{fact}: nothing just below {t}"
+            if t < spec.maximum:
+                assert ((values > t) & (values < upper)).any(), f"{fact}: nothing just above {t}"
+
+
+def test_every_measure_threshold_reached_exactly_through_its_inputs(rulebook, bands):
+    found = {f: ts for f, ts in thresholds(rulebook).items() if f in MEASURES}
+    assert found, "the rulebook compares no measure"
+    for measure, ts in found.items():
+        pairs = bands[pair_key(measure)]
+        assert all(isinstance(p, tuple) and len(p) == 2 for p in pairs)
+        values = measure_values(measure, pairs)
+        assert np.isnan(values).any(), f"{measure}: unknown is not tested"
+        for t in ts:
+            lower, upper = neighbours(ts, t)
+            assert (values == t).any(), f"{measure}: threshold {t} not reached exactly"
+            assert ((values < t) & (values > lower)).any(), f"{measure}: nothing just below {t}"
+            assert ((values > t) & (values < upper)).any(), f"{measure}: nothing just above {t}"
+
+
+def test_measure_and_current_thresholds_are_combined(rulebook, bands):
+    """Joint conditions (a threshold on upcr and one on its reduction) need pairs hitting both at once."""
+    found = thresholds(rulebook)
+    for measure in MEASURES:
+        key = pair_key(measure)
+        current = band_columns(key)[0]
+        pairs = bands[key]
+        values = measure_values(measure, pairs)
+        currents = np.array([p[0] for p in pairs], dtype=float)
+        for tc, tm in product(found.get(current, ()), found.get(measure, ())):
+            assert ((currents == tc) & (values == tm)).any(), f"no pair with {current}={tc} and {measure}={tm}"
+
+
+def test_bands_follow_a_rule_edit(rulebook):
+    """Thresholds are read from the rules: changing one changes the bands."""
+    before = value_bands(rulebook)
+    for kind in (FACTS, MEASURES):
+        rule, index, condition = next(
+            (r, i, c) for r in rulebook.rules for i, c in enumerate(r.when)
+            if c.kind == "fact" and c.op in COMPARISONS and c.fact in kind)
+        new_value = condition.value + 1.25
+        when = list(rule.when)
+        when[index] = replace(condition, value=new_value)
+        edited = value_bands(rulebook.replace_rule(rule.id, when=tuple(when)))
+        if condition.fact in FACTS:
+            old = direct_values(before, condition.fact)
+            new = direct_values(edited, condition.fact)
+        else:
+            key = pair_key(condition.fact)
+            old = measure_values(condition.fact, before[key])
+            new = measure_values(condition.fact, edited[key])
+        assert new_value in new and new_value not in old, condition.fact
+
+
+def test_count_matches_cartesian_and_is_the_product(bands):
+    for facts in (["methotrexate"], ["manifestations", "ldn", "planning_pregnancy"], ["upcr", "egfr"]):
+        frame = cartesian(bands, facts)
+        assert len(frame) == count(bands, facts) == math.prod(len(bands[f]) for f in facts)
+    assert count(bands) == math.prod(len(v) for v in bands.values())
+
+
+def test_cartesian_covers_every_combination_once_with_defaults_elsewhere(bands):
+    facts = ["manifestations", "methotrexate", "upcr"]
+    frame = cartesian(bands, facts)
+    chosen = ["manifestations", "methotrexate", "upcr", "upcr_baseline"]
+    assert not frame[chosen].astype(str).duplicated().any()
+    assert frame[SCENARIO_ID].is_unique
+    assert set(frame.columns) == {SCENARIO_ID, *FACTS}
+    assert set(frame["ldn"]) == {FACTS["ldn"].default}
+    assert set(frame["planning_pregnancy"]) == {"false"}
+    assert frame["egfr"].isna().all()
+    typed, errors = validate_frame(frame)
+    assert (errors == "").all()
+    members = [f"manifestations__{m}" for m in FACTS["manifestations"].allowed]
+    assert len(typed[members].drop_duplicates()) == len(bands["manifestations"])
+
+
+def test_iter_cartesian_chunks_add_up_to_cartesian(bands):
+    facts = ["manifestations", "mycophenolate", "egfr"]
+    whole = cartesian(bands, facts)
+    chunks = list(iter_cartesian(bands, facts, chunk_size=97))
+    assert max(len(c) for c in chunks) == 97 and len(chunks) == math.ceil(len(whole) / 97)
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole)
+
+
+def test_aliases_select_the_pair_and_unknown_facts_are_refused(bands):
+    for alias in ("upcr_baseline", "upcr_reduction_pct"):
+        assert resolve_facts(bands, [alias]) == ["upcr"]
+    assert resolve_facts(bands, ["egfr", "egfr_baseline"]) == ["egfr"]
+    with pytest.raises(GenerateError, match="unknown fact 'egfrr'.*allowed: .*egfr"):
+        resolve_facts(bands, ["egfrr"])
+
+
+def test_no_facts_chosen_gives_one_default_scenario(bands):
+    frame = cartesian(bands, [])
+    assert len(frame) == 1 == count(bands, [])
+    typed, errors = validate_frame(frame)
+    assert errors.iloc[0] == ""
