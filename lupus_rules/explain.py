@@ -18,6 +18,7 @@ a DataFrame.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -528,11 +529,12 @@ def _node_id(prefix: str, name: str) -> str:
     return prefix + "_" + "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
+_ENTITIES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", ";": "#59;"}
+
+
 def _escape(text: str) -> str:
-    """Mermaid label text: quotes, angle brackets and semicolons as entity codes, newlines as <br/>."""
-    for raw, code in (("#", "#35;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;"), (";", "#59;")):
-        text = text.replace(raw, code)
-    return text.replace("\n", "<br/>")
+    """Mermaid label text: quotes, angle brackets, '#' and ';' as entity codes, newlines as <br/>."""
+    return re.sub(r'[#"<>;]', lambda m: _ENTITIES[m.group()], text).replace("\n", "<br/>")
 
 
 def derivation_table(result: Result, rulebook: Rulebook | None = None) -> pd.DataFrame:
