@@ -19,10 +19,13 @@ Input is the ``typed`` frame of :func:`lupus_rules.facts.validate_frame`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import EngineError
 from ..facts import FACTS, MEASURES, STATUSES, member_column
@@ -35,6 +38,8 @@ __all__ = ["fire_matrix", "evaluate_frame", "OUTPUT_COLUMNS", "required_columns"
 OUTPUT_COLUMNS = ("preferred", "recommendations", "flags", "fired_rules")
 
 _MAX_COMPILED = 8  # rulebook versions kept compiled at once
+_DIRECT_BITS = 20  # patterns of up to this many rules are grouped by direct indexing
+_MAX_MEMO = 200_000  # remembered outcomes per rulebook version before the memo starts afresh
 _COMPILED: OrderedDict[str, _Compiled] = OrderedDict()
 
 
@@ -52,6 +57,10 @@ class _Compiled:
     version: str
     steps: tuple[_Step, ...]
     columns: tuple[str, ...]
+    advice_rules: list[int]  # positions of rules that recommend an agent
+    flag_rules: list[int]  # positions of rules that raise a flag
+    rule_ids: tuple[str, ...]
+    memo: dict = field(default_factory=dict)  # (outcome, first rule, sub-pattern) -> text
 
 
 def _condition_key(condition: Condition) -> tuple:
@@ -67,7 +76,9 @@ def _compile(rulebook: Rulebook) -> _Compiled:
         return cached
     steps = tuple(_Step(r.id, tuple(_condition_key(c) for c in r.when), r.derive) for r in rulebook.rules)
     needed = {c.fact for r in rulebook.rules for c in r.when if c.kind == "fact"}
-    compiled = _Compiled(rulebook.version, steps, _columns_for(needed))
+    advice = [j for j, r in enumerate(rulebook.rules) if r.recommend]
+    flags = [j for j, r in enumerate(rulebook.rules) if r.flag]
+    compiled = _Compiled(rulebook.version, steps, _columns_for(needed), advice, flags, rulebook.rule_ids)
     _COMPILED[rulebook.version] = compiled
     while len(_COMPILED) > _MAX_COMPILED:
         _COMPILED.popitem(last=False)
@@ -227,29 +238,137 @@ def fire_matrix(typed: pd.DataFrame, rulebook: Rulebook) -> np.ndarray:
     return _fire(typed, _compile(rulebook)).T
 
 
-def _pattern_codes(fired: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Group rows by identical fired-rule pattern: (code per row, first row of each code)."""
-    n = fired.shape[1]
-    if n == 0:
-        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    packed = np.packbits(fired, axis=0, bitorder="little")  # (ceil(rules/8), rows) uint8
-    width = -(-packed.shape[0] // 8) * 8
-    words = np.zeros((n, width), dtype=np.uint8)
-    words[:, : packed.shape[0]] = packed.T
-    keys = words.view(np.uint64)  # (rows, width/8): one 64-rule word per column
-    codes = np.zeros(n, dtype=np.int64)
-    for k in range(keys.shape[1]):
-        word_codes, word_uniques = pd.factorize(keys[:, k])
-        codes, _ = pd.factorize(codes * len(word_uniques) + word_codes)
+def _pack_rows(bits: np.ndarray) -> np.ndarray:
+    """(k, m) bool → (m, words) uint64: each column of ``bits`` as a bit pattern, 64 bits a word."""
+    k, m = bits.shape
+    nbytes = max(1, -(-k // 8))
+    packed = np.zeros((m, -(-nbytes // 8) * 8), dtype=np.uint8)
+    shifted = np.empty(m, dtype=np.uint8)
+    byte = np.empty(m, dtype=np.uint8)
+    for b in range(nbytes):
+        byte[:] = 0
+        for i, j in enumerate(range(8 * b, min(8 * b + 8, k))):
+            np.left_shift(bits[j].view(np.uint8), i, out=shifted)
+            np.bitwise_or(byte, shifted, out=byte)
+        packed[:, b] = byte
+    return packed.view(np.uint64)
+
+
+def _group(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group the columns of (k, m) ``bits`` by identical pattern.
+
+    Returns the code of each column, the first column of each code, and each
+    code's packed pattern (uint64 words, a key that is stable across calls).
+    Up to ``_DIRECT_BITS`` rules, patterns index a table directly (no hashing).
+    """
+    k, m = bits.shape
+    keys = _pack_rows(bits)
+    if m == 0:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), keys
+    if k <= _DIRECT_BITS:
+        key = keys[:, 0].astype(np.intp)
+        present = np.flatnonzero(np.bincount(key, minlength=1 << k))
+        remap = np.zeros(1 << k, dtype=np.intp)
+        remap[present] = np.arange(len(present))
+        codes = remap[key]
+    else:
+        codes, _ = pd.factorize(keys[:, 0])
+        for w in range(1, keys.shape[1]):
+            word_codes, word_uniques = pd.factorize(keys[:, w])
+            codes, _ = pd.factorize(codes * len(word_uniques) + word_codes)
     first = np.empty(int(codes.max()) + 1, dtype=np.intp)
-    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # last write wins: the first row of each code
-    return codes, first
+    first[codes[::-1]] = np.arange(m - 1, -1, -1)  # last write wins: the first column of each code
+    return codes, first, keys[first]
 
 
-def _outcome_strings(rulebook: Rulebook, rule_ids: list[str]) -> tuple[str, str, str, str]:
-    summary = summarize(rulebook, rule_ids)
-    return (summary.preferred or "", ";".join(summary.recommendations), ";".join(summary.flags),
-            ";".join(rule_ids))
+def _remembered(compiled: _Compiled, key: tuple, work: Callable[[], object]) -> object:
+    """An outcome text from the per-rulebook memo, worked out (and kept) on first sight."""
+    memo = compiled.memo
+    found = memo.get(key)
+    if found is None:
+        if len(memo) >= _MAX_MEMO:
+            memo.clear()
+        found = memo[key] = work()
+    return found
+
+
+def _fired_ids(compiled: _Compiled, bits: np.ndarray, rows: list[int], column: int) -> list[str]:
+    return [compiled.rule_ids[j] for i, j in enumerate(rows) if bits[i, column]]
+
+
+def _advice(compiled: _Compiled, rulebook: Rulebook, fired: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """``preferred`` and ``recommendations`` per row, one summarize per distinct best-rank vector.
+
+    By :func:`~lupus_rules.result.summarize`'s contract both depend only on
+    each agent's best rank among the fired recommending rules, so rows whose
+    fired rules give the same best ranks share one summary.
+    """
+    rows = compiled.advice_rules
+    bits = fired[rows]
+    codes, first, _ = _group(bits)
+    patterns = bits[:, first]
+    ranks = np.full((len(rulebook.agents), patterns.shape[1]), np.iinfo(np.int32).max, dtype=np.int32)
+    agent_index = {code: a for a, code in enumerate(rulebook.agents)}
+    for i, j in enumerate(rows):
+        for spec in rulebook.rules[j].recommend:
+            row = ranks[agent_index[spec.agent]]
+            np.minimum(row, np.where(patterns[i], spec.rank, row), out=row)
+    vectors = np.ascontiguousarray(ranks.T)
+    vector_codes, vector_first = pd.factorize(pd.Index([v.tobytes() for v in vectors]))[0], None
+    vector_first = np.empty(int(vector_codes.max()) + 1 if len(vector_codes) else 0, dtype=np.intp)
+    vector_first[vector_codes[::-1]] = np.arange(len(vector_codes) - 1, -1, -1)
+
+    def work(column: int) -> tuple[str, str]:
+        summary = summarize(rulebook, _fired_ids(compiled, patterns, rows, column))
+        return summary.preferred or "", ";".join(summary.recommendations)
+
+    outcomes = [_remembered(compiled, ("advice", vectors[c].tobytes()), lambda c=c: work(c)) for c in vector_first]
+    row_codes = vector_codes[codes]
+    return (_as_strings([o[0] for o in outcomes], row_codes),
+            _as_strings([o[1] for o in outcomes], row_codes))
+
+
+def _flags(compiled: _Compiled, rulebook: Rulebook, fired: np.ndarray) -> pa.Array:
+    """``flags`` per row: one summarize per distinct pattern of fired flag-raising rules."""
+    rows = compiled.flag_rules
+    bits = fired[rows]
+    codes, first, keys = _group(bits)
+    texts = [_remembered(compiled, ("flags", bytes(key)),
+                         lambda c=c: ";".join(summarize(rulebook, _fired_ids(compiled, bits, rows, c)).flags))
+             for c, key in zip(first, keys)]
+    return _as_strings(texts, codes)
+
+
+def _as_strings(texts: list, codes: np.ndarray) -> pa.Array:
+    """``texts[codes]`` as an Arrow string array, materialised in one take."""
+    if not texts:
+        texts, codes = [""], np.zeros(len(codes), dtype=np.intp)
+    return pa.array(texts, type=pa.string()).take(pa.array(codes))
+
+
+def _fired_rules(compiled: _Compiled, fired: np.ndarray) -> pa.Array:
+    """The ';'-joined ids of fired rules per row.
+
+    Rules are cut into parts of ``_DIRECT_BITS``; each part's distinct
+    patterns get their text once, spelled with and without a leading ';'
+    (chosen by whether an earlier part of the row is non-empty), and Arrow
+    concatenates the parts row by row.
+    """
+    pieces = []
+    empty_so_far = np.ones(fired.shape[1], dtype=bool)
+    for start in range(0, len(compiled.rule_ids), _DIRECT_BITS):
+        rows = list(range(start, min(start + _DIRECT_BITS, len(compiled.rule_ids))))
+        bits = fired[start:rows[-1] + 1]
+        codes, first, keys = _group(bits)
+        texts = [_remembered(compiled, ("ids", start, bytes(key)),
+                             lambda c=c: ";".join(_fired_ids(compiled, bits, rows, c)))
+                 for c, key in zip(first, keys)]
+        spelled = texts + [";" + t if t else "" for t in texts]
+        pieces.append(_as_strings(spelled, codes + len(texts) * ~empty_so_far))
+        empty_so_far &= np.array([not t for t in texts], dtype=bool)[codes]
+    if not pieces:
+        return _as_strings([], np.zeros(fired.shape[1], dtype=np.intp))
+    return pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
 
 
 def evaluate_frame(typed: pd.DataFrame, rulebook: Rulebook) -> pd.DataFrame:
@@ -257,16 +376,17 @@ def evaluate_frame(typed: pd.DataFrame, rulebook: Rulebook) -> pd.DataFrame:
 
     Each is a string (lists ';'-separated; recommendations in rank order,
     fired rules in firing order), indexed like ``typed``. The outcome of each
-    distinct fired-rule pattern comes from :func:`lupus_rules.result.summarize`,
-    exactly as the durable engine's does. Not for clinical use.
+    distinct group of rows comes from :func:`lupus_rules.result.summarize`, as
+    the durable engine's does: preferred and recommendations from the fired
+    rules that recommend an agent, flags from the fired rules that raise a
+    flag (no other rule can change those parts of a summary; the differential
+    test checks it). Outcomes are remembered per rulebook version, so a batch
+    evaluated in chunks works each one out once. Not for clinical use.
     """
     compiled = _compile(rulebook)
     fired = _fire(typed, compiled)
-    codes, first = _pattern_codes(fired)
-    ids = [step.rule_id for step in compiled.steps]
-    table = np.empty((len(first), len(OUTPUT_COLUMNS)), dtype=object)
-    for code, row in enumerate(first):
-        table[code] = _outcome_strings(rulebook, [ids[j] for j in np.flatnonzero(fired[:, row])])
-    columns = {name: pd.Series(table[codes, i], index=typed.index, dtype="str")
-               for i, name in enumerate(OUTPUT_COLUMNS)}
-    return pd.DataFrame(columns, index=typed.index)
+    preferred, recommendations = _advice(compiled, rulebook, fired)
+    columns = {"preferred": preferred, "recommendations": recommendations,
+               "flags": _flags(compiled, rulebook, fired), "fired_rules": _fired_rules(compiled, fired)}
+    return pd.DataFrame({name: pd.Series(array, index=typed.index, dtype="str", copy=False)
+                         for name, array in columns.items()}, index=typed.index)
