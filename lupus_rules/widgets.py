@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+import pandas as pd
 
 from .evaluate import default_rulebook, evaluate
 from .errors import LupusRulesError
@@ -25,8 +27,22 @@ from .rulebook import Rulebook
 
 __all__ = [
     "ScenarioExplorer",
+    "RuleChangeLab",
     "load_presets",
+    "default_scenarios_dir",
     "mermaid_markdown",
+    "outcome_html",
+    "flags_html",
+    "avoided_html",
+    "derived_html",
+    "trace_html",
+    "why_not_html",
+    "with_threshold",
+    "changes_html",
+    "preferred_by_manifestation",
+    "rule_frequency",
+    "plot_preferred_by_manifestation",
+    "plot_rule_frequency",
 ]
 
 _CUSTOM = "(custom patient)"
@@ -44,26 +60,22 @@ def default_scenarios_dir() -> Path:
 
 
 def load_presets(folder: str | Path | None = None) -> dict[str, dict[str, object]]:
-    """Preset patients from the scenario suite CSVs: label -> raw facts (CSV cells).
+    """Preset patients from the scenario suite (:func:`lupus_rules.suite.load_suite`): label -> facts.
 
-    The label is the scenario id plus its description when the CSV has one;
-    only columns naming a fact are kept. A missing folder gives no presets.
+    The label is ``"<scenario_id>: <description>"``; the facts are the row's
+    fact cells. A missing folder gives no presets; a malformed suite raises
+    :class:`~lupus_rules.suite.SuiteFormatError` naming file, row and column.
     """
-    import pandas as pd
+    from .suite import load_suite
 
     folder = Path(folder) if folder is not None else default_scenarios_dir()
-    presets: dict[str, dict[str, object]] = {}
-    for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        for index, row in frame.iterrows():
-            presets[_preset_label(path, int(index), row)] = {k: row[k] for k in FACTS if k in row}
-    return presets
+    if not folder.is_dir() or not any(folder.glob("*.csv")):
+        return {}
+    return {_preset_label(s.id, s.description): dict(s.facts) for s in load_suite(folder)}
 
 
-def _preset_label(path: Path, index: int, row: Mapping[str, str]) -> str:
-    ident = next((row[k] for k in ("id", "scenario_id", "scenario", "name") if row.get(k)), f"{path.stem}#{index + 1}")
-    text = next((row[k] for k in ("description", "title", "label") if row.get(k)), "")
-    return f"{ident}: {text}" if text else str(ident)
+def _preset_label(ident: str, description: str) -> str:
+    return f"{ident}: {description}" if description else ident
 
 
 # ---------------------------------------------------------------------------------------
@@ -399,3 +411,271 @@ class ScenarioExplorer:
                        w.HTML("<b>Derivation graph</b> (fired path: facts &rarr; rules &rarr; derived facts "
                               "&rarr; recommendations)"), self.graph],
                       layout=w.Layout(width="100%"))
+
+
+# ---------------------------------------------------------------------------------------
+# Rule-change lab
+
+
+def with_threshold(rulebook: Rulebook, rule_id: str, index: int, value: float) -> Rulebook:
+    """A new rulebook where condition ``index`` of one rule (a number comparison) compares with ``value``."""
+    rule = rulebook.rule(rule_id)
+    if not 0 <= index < len(rule.when) or rule.when[index].op not in _COMPARISONS:
+        numeric = [i for i, c in enumerate(rule.when) if c.op in _COMPARISONS]
+        raise ValueError(f"index: got {index!r}; allowed for {rule_id}: {numeric or 'none (no number comparison)'}")
+    when = tuple(replace(c, value=float(value)) if i == index else c for i, c in enumerate(rule.when))
+    return rulebook.replace_rule(rule_id, when=when)
+
+
+_COMPARISONS = ("<", "<=", ">", ">=")
+
+
+def changes_html(changes: pd.DataFrame, descriptions: Mapping[str, str] | None = None) -> str:
+    """The scenarios whose outcome changed, side by side: preferred, recommendations and fired rules before/after."""
+    if changes.empty:
+        return "<div class='lr-changes'>No scenario of the suite changes outcome.</div>"
+    rows = []
+    for _, row in changes.iterrows():
+        ident = str(row["scenario_id"])
+        title = _e((descriptions or {}).get(ident, ""))
+        rows.append([
+            f"<code style='white-space:nowrap' title='{title}'>{_e(ident)}</code>",
+            _before_after(row["preferred_before"] or "none", row["preferred_after"] or "none"),
+            _list_diff(row["recommendations_before"], row["recommendations_after"]),
+            _list_diff(row["flags_before"], row["flags_after"]),
+            _list_diff(row["fired_rules_before"], row["fired_rules_after"], only_changes=True),
+            _e(row["rules"].replace(";", ", ")),
+        ])
+    return ("<div class='lr-changes'>"
+            + _table(["scenario", "preferred before → after", "recommendations (+ added, − removed)",
+                      "flags", "fired rules", "rules responsible"], rows) + "</div>")
+
+
+def _before_after(before: str, after: str) -> str:
+    if before == after:
+        return _e(before)
+    return f"<s style='color:#b91c1c'>{_e(before)}</s> &rarr; <b style='color:#166534'>{_e(after)}</b>"
+
+
+def _list_diff(before: str, after: str, only_changes: bool = False) -> str:
+    old = [x for x in str(before).split(";") if x]
+    new = [x for x in str(after).split(";") if x]
+    parts = [f"<span style='color:#166534'>+{_e(x)}</span>" for x in new if x not in old]
+    parts += [f"<span style='color:#b91c1c'>&minus;{_e(x)}</span>" for x in old if x not in new]
+    if not only_changes:
+        parts = [_e(x) for x in new if x in old] + parts
+    return ", ".join(parts) or "<span style='color:#999'>same</span>"
+
+
+class RuleChangeLab:
+    """Pick a rule, edit a number threshold or drop the rule, and see which suite scenarios change.
+
+    Every edit builds a new, re-checked rulebook (``edited``) and runs
+    :func:`lupus_rules.authoring.compare` against the original on the
+    scenario suite: ``changes`` (a DataFrame) and ``table_html`` show the
+    changed scenarios before/after with the rules responsible. An edit the
+    loader refuses (e.g. dropping the only rule deriving a fact others need)
+    is shown with the loader's message in ``error``.
+    """
+
+    def __init__(self, rulebook: Rulebook | None = None, scenarios: str | Path | pd.DataFrame | None = None,
+                 rule_id: str | None = None):
+        from .authoring import read_scenarios
+
+        self.rulebook = rulebook if rulebook is not None else default_rulebook()
+        self.scenarios = read_scenarios(scenarios if scenarios is not None else default_scenarios_dir())
+        self.descriptions = (dict(zip(self.scenarios["scenario_id"], self.scenarios["description"]))
+                             if {"scenario_id", "description"} <= set(self.scenarios.columns) else {})
+        self.edited: Rulebook | None = self.rulebook
+        self.changes = pd.DataFrame()
+        self.error = ""
+        self._updating = False
+        rules = sorted(self.rulebook.rules, key=lambda r: r.position)
+        first = rule_id or next((r.id for r in rules if any(c.op in _COMPARISONS for c in r.when)), rules[0].id)
+        self.rule = w.Dropdown(options=[(f"{r.id}: {r.title}", r.id) for r in rules], value=first,
+                               description="Rule", style=_DESCRIPTION_STYLE, layout=w.Layout(width="98%"))
+        self.drop = w.Checkbox(description="drop this rule", indent=False)
+        self.thresholds: dict[int, w.FloatText] = {}
+        self.threshold_box = w.VBox()
+        self.rule_html, self.summary_html_widget, self.table = w.HTML(), w.HTML(), w.HTML()
+        self.rule.observe(self._on_rule, names="value")
+        self.drop.observe(self._on_change, names="value")
+        self.widget = w.VBox([
+            w.HTML(f"<div style='color:#b91c1c'><b>{_e(DISCLAIMER)}</b></div>"), self.rule, self.rule_html,
+            self.threshold_box, self.drop, self.summary_html_widget, self.table])
+        self._build_thresholds()
+        self.refresh()
+
+    def edit(self, rule_id: str | None = None, thresholds: Mapping[int, float] | None = None,
+             drop: bool = False) -> pd.DataFrame:
+        """Set the controls in one go (rule, condition index -> new threshold, drop) and return ``changes``."""
+        self._updating = True
+        try:
+            if rule_id is not None:
+                self.rule.value = rule_id
+                self._build_thresholds()
+            for index, value in (thresholds or {}).items():
+                if index not in self.thresholds:
+                    raise ValueError(f"thresholds: condition {index} of {self.rule.value} is not a number "
+                                     f"comparison; allowed: {sorted(self.thresholds) or 'none'}")
+                self.thresholds[index].value = float(value)
+            self.drop.value = drop
+        finally:
+            self._updating = False
+        self.refresh()
+        return self.changes
+
+    def refresh(self) -> None:
+        """Rebuild the edited rulebook from the controls and compare it with the original on the suite."""
+        from .authoring import compare
+
+        try:
+            self.edited = self._edited()
+        except (LupusRulesError, ValueError) as exc:
+            self._fail(f"The edited rulebook is refused: {exc}")
+            return
+        self.error = ""
+        self.changes = compare(self.rulebook, self.edited, self.scenarios)
+        self.summary_html_widget.value = (
+            f"<div class='lr-summary'>{_e(self.changes.attrs.get('summary', ''))} &mdash; rulebook "
+            f"{_e(self.rulebook.version)} &rarr; {_e(self.edited.version)}</div>")
+        self.table.value = changes_html(self.changes, self.descriptions)
+
+    @property
+    def summary_html(self) -> str:
+        """HTML of the one-line summary (how many scenarios changed, versions before and after)."""
+        return self.summary_html_widget.value
+
+    @property
+    def table_html(self) -> str:
+        """HTML of the side-by-side table of changed scenarios."""
+        return self.table.value
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = "RuleChangeLab (interactive widget: needs a running kernel)"
+        return bundle
+
+    def _edited(self) -> Rulebook:
+        rule_id = self.rule.value
+        if self.drop.value:
+            return self.rulebook.without_rule(rule_id)
+        book = self.rulebook
+        original = self.rulebook.rule(rule_id)
+        for index, control in self.thresholds.items():
+            if control.value != original.when[index].value:
+                book = with_threshold(book, rule_id, index, control.value)
+        return book
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.edited = None
+        self.changes = pd.DataFrame()
+        self.summary_html_widget.value = f"<div class='lr-error' style='color:#b91c1c'>{_e(message)}</div>"
+        self.table.value = ""
+
+    def _build_thresholds(self) -> None:
+        rule = self.rulebook.rule(self.rule.value)
+        self.thresholds = {}
+        for index, c in enumerate(rule.when):
+            if c.op in _COMPARISONS:
+                control = w.FloatText(value=c.value, description=f"{c.fact} {c.op}", style=_DESCRIPTION_STYLE)
+                control.observe(self._on_change, names="value")
+                self.thresholds[index] = control
+        self.threshold_box.children = tuple(self.thresholds.values()) or (
+            w.HTML("<i>This rule compares no number: drop it to see its effect.</i>"),)
+        then = "; ".join(filter(None, [
+            "derive " + ", ".join(rule.derive) if rule.derive else "",
+            "recommend " + ", ".join(f"{r.agent} ({r.rank})" for r in rule.recommend) if rule.recommend else "",
+            "avoid " + ", ".join(rule.avoid) if rule.avoid else "",
+            "flag " + ", ".join(rule.flag) if rule.flag else ""]))
+        self.rule_html.value = (f"<div class='lr-rule-text'><b>when</b> "
+                                f"{_e(' AND '.join(c.describe() for c in rule.when) or 'always')} "
+                                f"<b>then</b> {_e(then)} <span style='color:#777'>[ref "
+                                f"{_e(','.join(map(str, rule.citation)))}]</span></div>")
+
+    def _on_rule(self, change: dict[str, Any]) -> None:
+        if self._updating:
+            return
+        self._updating = True
+        self.drop.value = False
+        self._updating = False
+        self._build_thresholds()
+        self.refresh()
+
+    def _on_change(self, change: dict[str, Any]) -> None:
+        if not self._updating:
+            self.refresh()
+
+
+# ---------------------------------------------------------------------------------------
+# Batch research helpers
+
+
+def _version_of(results: pd.DataFrame) -> str:
+    versions = sorted(set(results.get("rulebook_version", pd.Series(dtype=str))) - {""})
+    return ", ".join(versions) or "unknown"
+
+
+def preferred_by_manifestation(results: pd.DataFrame, percent: bool = True) -> pd.DataFrame:
+    """How often each agent is preferred, per manifestation (a row counts once for each manifestation it has).
+
+    Rows are manifestations (``(none)`` for patients without one), columns the
+    preferred agent (``none`` when no agent is preferred); percentages of the
+    manifestation's rows when ``percent``, else counts. Rows with an error are left out.
+    """
+    ok = results[results["error"] == ""] if "error" in results.columns else results
+    manifest = ok["manifestations"].fillna("").astype(str).str.split(";")
+    frame = pd.DataFrame({"manifestation": manifest, "preferred": ok["preferred"].replace("", "none")})
+    frame = frame.explode("manifestation")
+    frame["manifestation"] = frame["manifestation"].replace("", "(none)")
+    table = pd.crosstab(frame["manifestation"], frame["preferred"])
+    if percent:
+        table = (table.div(table.sum(axis=1), axis=0) * 100).round(1)
+    table.columns.name = "preferred agent"
+    return table
+
+
+def rule_frequency(results: pd.DataFrame) -> pd.DataFrame:
+    """How many rows fired each rule, most frequent first, with the share of rows (error rows left out)."""
+    ok = results[results["error"] == ""] if "error" in results.columns else results
+    fired = ok["fired_rules"].astype(str).str.split(";").explode()
+    counts = fired[fired != ""].value_counts()
+    table = pd.DataFrame({"rows": counts, "percent": (counts / max(len(ok), 1) * 100).round(1)})
+    table.index.name = "rule"
+    return table.sort_values(["rows"], ascending=False, kind="stable")
+
+
+def plot_preferred_by_manifestation(results: pd.DataFrame):
+    """Stacked bars: share of each preferred agent per manifestation; rulebook version in the title."""
+    import matplotlib.pyplot as plt
+
+    table = preferred_by_manifestation(results)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    table.plot.barh(stacked=True, ax=ax, colormap="tab20", width=0.8)
+    ax.set_xlabel("% of generated scenarios with this manifestation")
+    ax.set_ylabel("")
+    ax.legend(title="preferred agent", bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
+    ax.set_title(f"Preferred agent per manifestation — rulebook {_version_of(results)}")
+    _footer(fig, results)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rule_frequency(results: pd.DataFrame, top: int = 20):
+    """Horizontal bars: the ``top`` most frequently fired rules; rulebook version in the title."""
+    import matplotlib.pyplot as plt
+
+    table = rule_frequency(results).head(top)
+    fig, ax = plt.subplots(figsize=(10, 0.28 * len(table) + 1.5))
+    ax.barh(table.index[::-1], table["percent"][::-1], color="#d97706")
+    ax.set_xlabel("% of generated scenarios in which the rule fired")
+    ax.set_title(f"Most frequently fired rules — rulebook {_version_of(results)}")
+    _footer(fig, results)
+    fig.tight_layout()
+    return fig
+
+
+def _footer(fig: Any, results: pd.DataFrame) -> None:
+    fig.text(0.01, 0.005, f"{len(results):,} generated scenarios · rulebook {_version_of(results)} · "
+             "Not for clinical use", fontsize=7, color="#555")
