@@ -198,14 +198,16 @@ def _read_column(typed: pd.DataFrame, name: str) -> np.ndarray:
 def _status_codes(name: str, column: pd.Series) -> np.ndarray:
     """Status values as int8 codes into STATUSES (Categorical in any category order, or codes)."""
     dtype = column.dtype
+    statuses = pd.Index(STATUSES)
     if isinstance(dtype, pd.CategoricalDtype):
-        if tuple(dtype.categories) != STATUSES:
-            column = column.cat.set_categories(list(STATUSES))
         codes = column.cat.codes.to_numpy()
+        if tuple(dtype.categories) != STATUSES:
+            remap = np.append(statuses.get_indexer(dtype.categories), -1)  # code -1 (missing) stays -1
+            codes = remap[codes]
     elif isinstance(dtype, np.dtype) and dtype.kind in "iu":
         codes = column.to_numpy()
     else:
-        codes = pd.Categorical(column, categories=list(STATUSES)).codes
+        codes = statuses.get_indexer(column)
     if len(codes) and (codes.min() < 0 or codes.max() >= len(STATUSES)):
         raise EngineError(f"typed column {name!r} holds values outside {', '.join(STATUSES)}")
     return codes
