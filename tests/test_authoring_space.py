@@ -1,0 +1,142 @@
+"""The reduced discretized space (authoring/space.py) and region cover (authoring/regions.py).
+
+The reduction to equivalence classes claims to be exact: these tests check it
+against brute force over the full band product, and check condition masks
+against the vectorized engine's own firing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lupus_rules import default_rulebook
+from lupus_rules.authoring.regions import cover, simplest_cell
+from lupus_rules.authoring.space import FactSpace, condition_mask
+from lupus_rules.engines.vectorized import fire_matrix
+from lupus_rules.facts import validate_frame
+from lupus_rules.generate import band_columns, count, value_bands
+
+
+@pytest.fixture(scope="module")
+def book():
+    return default_rulebook()
+
+
+@pytest.fixture(scope="module")
+def space(book):
+    return FactSpace(book)
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    typed, errors = validate_frame(frame)
+    assert (errors == "").all()
+    return typed
+
+
+def _rows(bands: dict, picks: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Patients from band value indices per band key (pairs fill current and baseline together)."""
+    columns: dict[str, object] = {}
+    for key, index in picks.items():
+        names = band_columns(key)
+        for k, column in enumerate(names):
+            cells = [v[k] if len(names) > 1 else v for v in bands[key]]
+            cells = [";".join(sorted(c)) if isinstance(c, frozenset) else c for c in cells]
+            table = np.array(cells)  # floats, bools or text: each its own fast dtype
+            columns[column] = (table.astype(object) if table.dtype.kind == "U" else table)[index]
+    return pd.DataFrame(columns)
+
+
+def _random_rows(bands: dict, n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return _rows(bands, {key: rng.integers(0, len(values), n) for key, values in bands.items()})
+
+
+def _product_rows(bands: dict, keys: list[str]) -> pd.DataFrame:
+    """Every combination of the bands of ``keys`` (other facts at their defaults)."""
+    grid = np.indices([len(bands[k]) for k in keys]).reshape(len(keys), -1)
+    return _rows(bands, dict(zip(keys, grid)))
+
+
+def test_condition_masks_agree_with_the_engine(book):
+    typed, errors = validate_frame(_random_rows(value_bands(book), 20_000, seed=1))
+    assert (errors == "").all()
+    fired = fire_matrix(typed, book)
+    checked = 0
+    for j, rule in enumerate(book.rules):
+        if rule.when and all(c.kind == "fact" for c in rule.when):
+            expected = np.logical_and.reduce([condition_mask(c, typed) for c in rule.when])
+            assert (fired[:, j] == expected).all(), rule.id
+            checked += 1
+    assert checked >= 15
+
+
+def test_classes_reproduce_every_outcome_of_the_full_band_product(book, space):
+    # The response-assessment rules read manifestations, both measure pairs and months on therapy.
+    targets = ["R-SW-01", "R-SW-02", "R-SW-03", "R-RESP-03", "R-RESP-04", "R-RESP-05"]
+    plan = space.plan(targets)
+    facts = list(plan.keys)
+    bands = value_bands(book)
+    assert count(bands, facts) > 100 * plan.classes  # the reduction is real
+    brute = fire_matrix(_typed(_product_rows(bands, facts)), book)
+    columns = [space.rule_column(r) for r in sorted(plan.rule_ids)]
+    reduced = np.concatenate([chunk.fired[columns].T for chunk in space.chunks(plan)])
+    assert plan.exhaustive and len(reduced) == plan.classes
+    assert _patterns(reduced) == _patterns(brute[:, columns])
+    assert len(_patterns(reduced)) > 10
+
+
+def _patterns(fired: np.ndarray) -> set[int]:
+    """The distinct rows (fired-rule patterns) of a bool matrix, each as one integer."""
+    assert fired.shape[1] < 63
+    return set(np.unique(fired.astype(np.int64) @ (1 << np.arange(fired.shape[1], dtype=np.int64))).tolist())
+
+
+def test_class_zero_is_the_default_patient(space):
+    plan = space.plan(["R-FL-01"])
+    assert space.patient_of_classes(plan, [0] * len(plan.keys)) == {}
+    full = space.patient_of_classes(plan, [0] * len(plan.keys), full=True)
+    assert full["methotrexate"] == "not_tried" and full["egfr"] == "" and full["bullous"] == "false"
+
+
+def test_a_plan_beyond_the_limit_is_sampled_and_says_so(space):
+    plan = space.plan(["R-MON-01"], max_rows=1000, seed=3)
+    assert not plan.exhaustive and plan.rows == 1000 and plan.classes > 1000
+    assert "SAMPLED" in plan.describe()
+    assert sum(len(chunk) for chunk in space.chunks(plan)) == 1000
+
+
+def test_irrelevant_facts_are_not_enumerated(space):
+    plan = space.plan(["R-GC-01"])
+    assert plan.keys == ("prednisone_mg",) and plan.classes == 2
+
+
+def test_number_classes_are_described_by_their_conditions(space):
+    plan = space.plan(["R-KID-01", "R-SAFE-02"])  # egfr >= 60 and egfr < 45: three classes
+    assert plan.shape == (3,)
+    words = {space.describe_classes(plan, "egfr", [c]) for c in range(3)}
+    assert "egfr >= 60" in " ".join(words) and "egfr < 45" in " ".join(words)
+    assert space.describe_classes(plan, "egfr", range(3)) is None  # every class: any value
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cover_boxes_hold_every_marked_cell_and_nothing_disallowed(seed):
+    rng = np.random.default_rng(seed)
+    marked = rng.random((4, 3, 5, 2)) < 0.3
+    allowed = marked | (rng.random(marked.shape) < 0.2)
+    boxes, left = cover(marked, allowed)
+    assert left == 0
+    covered = np.zeros_like(marked)
+    for box in boxes:
+        assert allowed[np.ix_(*box)].all()
+        covered[np.ix_(*box)] = True
+        cell = simplest_cell(marked, box)
+        assert marked[cell]
+    assert (covered | ~marked).all()
+
+
+def test_cover_merges_a_full_slab_into_one_box():
+    marked = np.zeros((3, 4), dtype=bool)
+    marked[1, :] = True
+    boxes, left = cover(marked)
+    assert boxes == [((1,), (0, 1, 2, 3))] and left == 0
