@@ -637,13 +637,16 @@ def preferred_by_manifestation(results: pd.DataFrame, percent: bool = True) -> p
 
 
 def rule_frequency(results: pd.DataFrame) -> pd.DataFrame:
-    """How many rows fired each rule, most frequent first, with the share of rows (error rows left out)."""
+    """How many rows fired each rule, most frequent first (ties by rule id), with the share of rows.
+
+    Rows with an error are left out.
+    """
     ok = results[results["error"] == ""] if "error" in results.columns else results
     fired = ok["fired_rules"].astype(str).str.split(";").explode()
     counts = fired[fired != ""].value_counts()
     table = pd.DataFrame({"rows": counts, "percent": (counts / max(len(ok), 1) * 100).round(1)})
     table.index.name = "rule"
-    return table.sort_values(["rows"], ascending=False, kind="stable")
+    return table.sort_values(["rows", "rule"], ascending=[False, True])
 
 
 def plot_preferred_by_manifestation(results: pd.DataFrame):
