@@ -267,12 +267,11 @@ class _OutcomeCheck(_Check):
         self.conditions = frozenset(c for gap in book.accepted_gaps for c in gap.when)
         self.accepted, self.ties, self.sampled_gaps = _Tally(), _Tally(), _Tally()
         self.plan: Plan | None = None
-        self.open_grid = self.accepted_grid = np.zeros(0, dtype=bool)
+        self.open_grid = np.zeros(0, dtype=bool)
 
     def start(self, plan: Plan) -> None:
         self.plan = plan
-        size = plan.classes if plan.exhaustive else 0
-        self.open_grid, self.accepted_grid = np.zeros(size, dtype=bool), np.zeros(size, dtype=bool)
+        self.open_grid = np.zeros(plan.classes if plan.exhaustive else 0, dtype=bool)
 
     def update(self, chunk: Chunk) -> None:
         at = {a: i for i, a in enumerate(self.agents)}
@@ -289,15 +288,12 @@ class _OutcomeCheck(_Check):
 
     def _gaps(self, chunk: Chunk, gap: np.ndarray) -> None:
         open_gap = gap.copy()
-        accepted_any = np.zeros(len(chunk), dtype=bool)
         for accepted in self.book.accepted_gaps:
             matched = open_gap & chunk.all_hold(accepted.when)
             self.accepted.add((accepted.id,), matched, chunk)
             open_gap &= ~matched
-            accepted_any |= matched
         if len(self.open_grid):
             self.open_grid[chunk.start:chunk.start + len(chunk)] = open_gap
-            self.accepted_grid[chunk.start:chunk.start + len(chunk)] = accepted_any
         elif open_gap.any():
             order = sorted(self.rule_ids, key=chunk.space.rule_column)
             codes, labels = _group_patterns(np.stack([chunk.fires(r) for r in order]), open_gap)
@@ -322,7 +318,7 @@ class _OutcomeCheck(_Check):
                                       "nothing")) for key, count, patient in self.sampled_gaps.items()]
         shape = self.plan.shape
         marked = self.open_grid.reshape(shape)
-        boxes, left = cover(marked, self.accepted_grid.reshape(shape), limit=self.max_regions)
+        boxes, left = cover(marked, limit=self.max_regions)
         out = []
         for box in boxes:
             cell = simplest_cell(marked, box)
