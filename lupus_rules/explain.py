@@ -284,7 +284,10 @@ class _FixSearch:
 
     def fix(self, rule: Rule, failed: tuple[FailedCondition, ...]) -> FactChange | None:
         for fact in self._facts_to_try(failed):
+            direct = [c for c in rule.when if c.kind == "fact" and c.fact == fact]
             for value in self._values(fact):
+                if not all(condition_holds(c, {fact: value}, ()) for c in direct):
+                    continue  # cheap: this value cannot satisfy the rule's own test of the fact
                 if rule.id not in (self._screen(fact, value) or ()):
                     continue
                 result = self._verify(fact, value)

@@ -157,14 +157,22 @@ def trace_html(result: Result) -> str:
             + _table(["#", "rule", "title", "matched facts", "refs"], rows) + "</div>")
 
 
-def why_not_html(items: list[WhyNot]) -> str:
-    """Each rule that did not fire: the first failed condition, the others, and a verified fix."""
+def why_not_html(items: list[WhyNot], fixable_only: bool = False) -> str:
+    """Each rule that did not fire: the first failed condition, the others, and a verified fix.
+
+    ``fixable_only`` lists only the rules that one fact change would make fire.
+    """
     rows = []
     for item in items:
+        if fixable_only and item.fix is None:
+            continue
         others = "; ".join(f.text for f in item.failed[1:])
-        fix = (f"<span style='color:#166534'>{_e(item.fix.describe())} &rarr; preferred "
-               f"{_e(item.fix.preferred_after or 'none')}</span>" if item.fix else "<span style='color:#999'>none</span>")
-        rows.append([f"<code style='white-space:nowrap'>{_e(item.rule_id)}</code>", _e(item.title), _e(item.first_failed.text), _e(others), fix])
+        fix = "<span style='color:#999'>none</span>"
+        if item.fix:
+            fix = (f"<span style='color:#166534'>{_e(item.fix.describe())} &rarr; preferred "
+                   f"{_e(item.fix.preferred_after or 'none')}</span>")
+        rows.append([f"<code style='white-space:nowrap'>{_e(item.rule_id)}</code>", _e(item.title),
+                     _e(item.first_failed.text), _e(others), fix])
     fixable = sum(1 for i in items if i.fix)
     return (f"<div class='lr-why-not'>Why not: {len(items)} rules did not fire; "
             f"{fixable} would fire after one fact change (each checked by re-evaluation)."
@@ -198,7 +206,15 @@ class ScenarioExplorer:
     def __init__(self, rulebook: Rulebook | None = None, patient: Mapping[str, object] | None = None,
                  presets: Mapping[str, Mapping[str, object]] | None = None):
         self.rulebook = rulebook if rulebook is not None else default_rulebook()
-        self.presets = dict(presets) if presets is not None else load_presets()
+        self.preset_error = ""
+        if presets is None:
+            try:
+                presets = load_presets()
+            except LupusRulesError as exc:  # a malformed suite must not stop the explorer
+                self.preset_error, presets = f"Presets not loaded: {exc}", {}
+        self.presets = dict(presets)
+        self.fixable_only = w.Checkbox(description="only rules that one fact change would fire", indent=False)
+        self.fixable_only.observe(self._on_change, names="value")
         self.result: Result | None = None
         self.why_not_items: list[WhyNot] = []
         self.graph_text = ""
@@ -266,7 +282,7 @@ class ScenarioExplorer:
         self.panels["derived"].value = derived_html(result, book)
         self.panels["trace"].value = trace_html(result)
         self.panels["why_not"].value = (f"<div style='{_PANEL_STYLE.format(h=360)}'>"
-                                        + why_not_html(self.why_not_items) + "</div>")
+                                        + why_not_html(self.why_not_items, self.fixable_only.value) + "</div>")
         self.graph.outputs = ({"output_type": "display_data", "metadata": {},
                                "data": {"text/markdown": self.graph_markdown, "text/plain": self.graph_text}},)
 
@@ -405,9 +421,11 @@ class ScenarioExplorer:
         results = w.VBox([self.panels[n] for n in ("outcome", "flags", "avoided", "derived", "trace")],
                          layout=w.Layout(width="58%", padding="0 0 0 12px"))
         controls = w.VBox(column, layout=w.Layout(width="42%"))
-        header = w.HTML(f"<div style='color:#b91c1c'><b>{_e(DISCLAIMER)}</b></div>")
+        header = w.HTML(f"<div style='color:#b91c1c'><b>{_e(DISCLAIMER)}</b></div>"
+                        + (f"<div class='lr-error' style='color:#b45309'>{_e(self.preset_error)}</div>"
+                           if self.preset_error else ""))
         return w.VBox([header, self.preset, w.HBox([controls, results]),
-                       w.HTML("<b>Why not</b>"), self.panels["why_not"],
+                       w.HBox([w.HTML("<b>Why not</b>&nbsp;&nbsp;"), self.fixable_only]), self.panels["why_not"],
                        w.HTML("<b>Derivation graph</b> (fired path: facts &rarr; rules &rarr; derived facts "
                               "&rarr; recommendations)"), self.graph],
                       layout=w.Layout(width="100%"))

@@ -274,3 +274,20 @@ def test_plots_carry_the_rulebook_version_and_the_disclaimer():
     for fig in (plot_preferred_by_manifestation(RESULTS), plot_rule_frequency(RESULTS)):
         texts = [fig.axes[0].get_title()] + [t.get_text() for t in fig.texts]
         assert any("v123" in t for t in texts[:1]) and any("Not for clinical use" in t for t in texts)
+
+
+def test_why_not_filter_keeps_only_fixable_rules(explorer):
+    fixable = [i.rule_id for i in explorer.why_not_items if i.fix]
+    unfixable = [i.rule_id for i in explorer.why_not_items if not i.fix]
+    assert fixable and unfixable
+    explorer.fixable_only.value = True
+    shown = re.findall(r"<code style='white-space:nowrap'>([^<]*)</code>", explorer.why_not_html)
+    assert shown == fixable
+
+
+def test_a_malformed_suite_leaves_the_explorer_usable(monkeypatch, tmp_path):
+    (tmp_path / "bad.csv").write_text("scenario_id,description,methotrexate\nX1,bad,sometimes\n")
+    monkeypatch.setattr("lupus_rules.widgets.default_scenarios_dir", lambda: tmp_path)
+    explorer = ScenarioExplorer(patient=NEPHRITIS)
+    assert explorer.presets == {} and "bad.csv" in explorer.preset_error
+    assert explorer.result.fired_rules == evaluate(NEPHRITIS).fired_rules
