@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .engines import ENGINES
-from .errors import LupusRulesError, PatientValidationError
+from .errors import EngineError, LupusRulesError, PatientValidationError
 from .facts import FACTS, validate_frame
 from .result import DISCLAIMER
 from .rulebook import Rulebook, load_rulebook, rulebook_from_documents
@@ -249,9 +249,12 @@ class _Evaluator:
     def __enter__(self) -> _Evaluator:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
         if self._pool is not None:
-            self._pool.close()
+            if kind is None:
+                self._pool.close()
+            else:  # a failed run must not wait for queued work
+                self._pool.terminate()
             self._pool.join()
             self._pool = None
 
@@ -285,6 +288,7 @@ class _Evaluator:
 # --- durable worker processes -----------------------------------------------------------------
 
 _WORKER_RULEBOOK: Rulebook | None = None
+_WORKER_FAILURE: Exception | None = None
 
 
 def _start_pool(rulebook: Rulebook, processes: int) -> Any:
@@ -304,20 +308,27 @@ def _start_pool(rulebook: Rulebook, processes: int) -> Any:
 
 
 def _init_worker(documents: list[tuple[str, dict[str, Any]]], version: str, source: str) -> None:
-    global _WORKER_RULEBOOK
-    _WORKER_RULEBOOK = _rebuild(documents, version, source)
+    # An initializer that raises makes the pool restart workers forever: keep the error for the first task.
+    global _WORKER_RULEBOOK, _WORKER_FAILURE
+    try:
+        _WORKER_RULEBOOK = _rebuild(documents, version, source)
+    except Exception as exc:  # noqa: BLE001 (re-raised by _worker_rows)
+        _WORKER_FAILURE = exc
 
 
 def _rebuild(documents: list[tuple[str, dict[str, Any]]], version: str, source: str) -> Rulebook:
     """The rulebook from its documents; refuses if the content hash differs (never mix rule versions)."""
     book = rulebook_from_documents(documents, source=source)
     if book.version != version:
-        raise LupusRulesError(f"rulebook rebuilt in a worker has version {book.version}, expected {version}")
+        raise EngineError(f"rulebook rebuilt in a worker has version {book.version}, expected {version}")
     return book
 
 
 def _worker_rows(records: list[dict[str, object]]) -> list[tuple[str, ...]]:
-    assert _WORKER_RULEBOOK is not None, "worker started without its rulebook"
+    if _WORKER_FAILURE is not None:
+        raise _WORKER_FAILURE
+    if _WORKER_RULEBOOK is None:
+        raise EngineError("durable worker process started without its rulebook")
     return _durable_rows(records, _WORKER_RULEBOOK)
 
 
