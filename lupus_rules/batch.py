@@ -508,9 +508,11 @@ def _read_columns(source: Path) -> list[str]:
         import pyarrow.parquet as pq
 
         try:
-            return list(pq.read_schema(source).names)
+            schema = pq.read_schema(source)
         except pa.ArrowException as exc:
             raise BatchInputError(f"input {source} is not a readable Parquet file: {exc}") from None
+        index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+        return [name for name in schema.names if name not in index]  # pandas restores those as the index
     try:
         return list(pd.read_csv(source, nrows=0, encoding="utf-8-sig").columns)
     except pd.errors.EmptyDataError:

@@ -234,3 +234,12 @@ def test_summary_counts_and_prints(rulebook):
 def test_facts_table_is_what_the_column_check_uses():
     data = pd.DataFrame({name: [] for name in FACTS})
     assert list(run_batch(data).columns) == [*FACTS, *OUTCOME_COLUMNS]
+
+
+def test_parquet_written_with_a_pandas_index_is_read_without_it(tmp_path):
+    source = tmp_path / "in.parquet"
+    pd.DataFrame({"methotrexate": ["intolerant", "effective"]}, index=[5, 6]).to_parquet(source)
+    summary = run_file(source, tmp_path / "out.csv", progress=False)
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert summary.ok and list(out.columns) == ["methotrexate", *OUTCOME_COLUMNS]
+    assert list(out["methotrexate"]) == ["intolerant", "effective"]
