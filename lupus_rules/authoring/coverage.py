@@ -62,6 +62,9 @@ class CoverageReport:
         """Conditions whose true or false outcome never occurs in the suite."""
         return self.conditions[~self.conditions["both"]]
 
+    def __str__(self) -> str:
+        return self.to_text()
+
     def to_text(self) -> str:
         """The report as the CLI prints it."""
         fired = int((self.rules["scenarios"] > 0).sum())

@@ -34,7 +34,7 @@ from ..evaluate import default_rulebook
 from ..facts import FACTS, validate_frame
 from ..result import DISCLAIMER
 from ..rulebook import Condition, Rule, Rulebook
-from .regions import cover, simplest_cell
+from .regions import cover, describe_classes, simplest_cell
 from .space import DEFAULT_MAX_ROWS, Chunk, FactSpace, Plan, condition_mask, schedule
 
 __all__ = ["lint", "LintReport", "FINDING_COLUMNS", "disease_modifying_agents"]
@@ -78,6 +78,9 @@ class LintReport:
         """Findings per check and severity, e.g. ``{'gap/warning': 3}``."""
         keys = self.findings["check"] + "/" + self.findings["severity"]
         return {str(k): int(v) for k, v in keys.value_counts().sort_index().items()}
+
+    def __str__(self) -> str:
+        return self.to_text()
 
     def to_text(self) -> str:
         """The report as the CLI prints it."""
@@ -322,7 +325,7 @@ class _OutcomeCheck(_Check):
         out = []
         for box in boxes:
             cell = simplest_cell(marked, box)
-            words = [self.space.describe_classes(self.plan, k, classes) for k, classes in zip(self.plan.keys, box)]
+            words = [describe_classes(self.space, self.plan, k, classes) for k, classes in zip(self.plan.keys, box)]
             region = " and ".join(w for w in words if w) or "every patient"
             count = int(marked[np.ix_(*box)].sum())
             out.append(self._gap_finding(explainer, count, self.space.patient_of_classes(self.plan, cell, True),

@@ -35,7 +35,7 @@ from ..facts import FACTS, MEASURES, STATUSES, member_column, validate_frame
 from ..generate import band_columns, value_bands
 from ..rulebook import Condition, Rulebook
 
-__all__ = ["condition_mask", "FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_ROWS"]
+__all__ = ["condition_mask", "csv_cell", "FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_ROWS"]
 
 T = TypeVar("T")
 
@@ -281,65 +281,12 @@ class FactSpace:
                 continue
             value = group.values[position]
             for k, column in enumerate(group.columns):
-                cells[column] = _csv(column, value[k] if len(group.columns) > 1 else value)
+                cells[column] = csv_cell(column, value[k] if len(group.columns) > 1 else value)
         return {name: cells[name] for name in FACTS if name in cells}
 
     def patient_of_classes(self, plan: Plan, coords: Iterable[int], full: bool = False) -> dict[str, object]:
         """The representative patient of one class tuple of ``plan`` (``coords`` in ``plan.keys`` order)."""
         return self.patient({k: plan.reps[k][int(c)] for k, c in zip(plan.keys, coords)}, full=full)
-
-    def describe_classes(self, plan: Plan, key: str, classes: Iterable[int]) -> str | None:
-        """Some classes of one band in words (``None`` when they are all of them: any value)."""
-        chosen = sorted({int(c) for c in classes})
-        if len(chosen) == len(plan.reps[key]):
-            return None
-        group = self.groups[key]
-        members = [i for i, c in enumerate(plan.class_of[key]) if c in chosen]
-        kind = FACTS[key].kind if len(group.columns) == 1 else "pair"
-        if kind == "set":
-            return _describe_subsets(key, [group.values[i] for i in members],
-                                     [group.values[i] for i, c in enumerate(plan.class_of[key]) if c not in chosen])
-        if kind in ("status", "bool"):
-            shown = [str(_csv(key, group.values[i])) for i in members]
-            return f"{key} = {shown[0]}" if len(shown) == 1 else f"{key} in {{{', '.join(shown)}}}"
-        return _describe_by_atoms(plan, key, chosen)
-
-
-def _describe_subsets(key: str, inside: list[frozenset], outside: list[frozenset]) -> str:
-    """Values of a set fact as 'has X and lacks Y' when that is exact, else as a list of the sets."""
-    members = FACTS[key].allowed
-    has = [m for m in members if all(m in v for v in inside)]
-    lacks = [m for m in members if all(m not in v for v in inside)]
-    if (has or lacks) and not any(all(m in v for m in has) and not any(m in v for m in lacks) for v in outside):
-        return " and ".join([f"{key} has {m}" for m in has] + [f"{key} lacks {m}" for m in lacks])
-    shown = [_csv(key, v) or "none" for v in inside]
-    return f"{key} = {shown[0]}" if len(shown) == 1 else f"{key} in {{{', '.join(shown)}}}"
-
-
-def _describe_by_atoms(plan: Plan, key: str, chosen: list[int]) -> str:
-    """Number classes in words: the atoms every chosen class agrees on (or each class's signature)."""
-    atoms, signature = plan.atoms[key], plan.signatures[key]
-    agreed = [(j, bool(signature[chosen[0], j])) for j in range(len(atoms))
-              if len(set(signature[chosen, j].tolist())) == 1]
-    matching = [c for c in range(len(plan.reps[key])) if all(bool(signature[c, j]) == v for j, v in agreed)]
-    if matching == chosen:
-        return " and ".join(_atom_words(atoms[j], v) for j, v in agreed)
-    per_class = [" and ".join(_atom_words(a, bool(signature[c, j])) for j, a in enumerate(atoms)) for c in chosen]
-    return " or ".join(f"({text})" for text in per_class)
-
-
-_NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
-
-
-def _atom_words(atom: Condition, value: bool) -> str:
-    """A condition, or its negation, in words (a failed comparison includes 'or unknown')."""
-    if value:
-        return atom.describe()
-    if atom.op in _NEGATED:
-        return f"({atom.fact} {_NEGATED[atom.op]} {atom.value:g} or unknown)"
-    if atom.op in ("known", "unknown"):
-        return f"{atom.fact} is {'unknown' if atom.op == 'known' else 'known'}"
-    return f"not ({atom.describe()})"
 
 
 def schedule(space: FactSpace, requests: Iterable[tuple[Iterable[str], Iterable[Condition], T]],
@@ -472,7 +419,7 @@ def _cell(column: str, value: object) -> object:
     return value
 
 
-def _csv(column: str, value: object) -> object:
+def csv_cell(column: str, value: object) -> object:
     """A band value as a suite CSV cell: sets ';'-joined, bools true/false, unknown ''."""
     spec = FACTS[column]
     if spec.kind == "set":
