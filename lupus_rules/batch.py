@@ -39,6 +39,7 @@ __all__ = [
     "PASSTHROUGH_COLUMNS",
     "PASSTHROUGH_PREFIX",
     "POOL_MIN_ROWS",
+    "SUFFIXES",
     "BatchInputError",
     "BatchSummary",
     "check_columns",

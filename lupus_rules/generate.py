@@ -67,7 +67,8 @@ def value_bands(rulebook: Rulebook) -> Bands:
     Keys follow :data:`~lupus_rules.facts.FACTS` order; a baseline fact has no
     key of its own but travels with its current fact (``"upcr"`` holds
     ``(upcr, upcr_baseline)`` pairs reaching every threshold on ``upcr`` *and*
-    on ``upcr_reduction_pct``). Values are deduplicated, in a stable order.
+    on ``upcr_reduction_pct``). Values are deduplicated; numbers come unknown
+    (NaN) first, then ascending.
     """
     thresholds = _thresholds(rulebook)
     bands: Bands = {}
