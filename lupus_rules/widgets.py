@@ -348,18 +348,17 @@ class ScenarioExplorer:
         seed = self._seed(spec)
         control = w.BoundedFloatText(value=seed, min=spec.minimum, max=spec.maximum, step=0.1,
                                      description=spec.name, style=_DESCRIPTION_STYLE,
-                                     layout=w.Layout(width="330px"))
+                                     layout=w.Layout(width="300px"))
         control.tooltip = spec.description
-        unknown = w.Checkbox(value=True, description="unknown", indent=False, layout=w.Layout(width="90px"))
+        unknown = w.Checkbox(value=True, description="unknown", indent=False, layout=w.Layout(width="85px"))
         control.observe(self._on_number, names="value")
         unknown.observe(self._on_change, names="value")
         self.controls[spec.name] = control
         self.unknown[spec.name] = unknown
         unknown.observe(lambda change: setattr(control, "disabled", change["new"]), names="value")
         control.disabled = True
-        unit = w.HTML(f"<span style='font-size:85%;white-space:nowrap'>{_e(spec.unit)}</span>",
-                      layout=w.Layout(width="130px"))
-        return w.HBox([control, unit, unknown])
+        unit = w.HTML(f"<span style='font-size:85%;white-space:nowrap'>{_e(spec.unit)}</span>")
+        return w.HBox([control, unknown, unit])
 
     def _seed(self, spec: FactSpec) -> float:
         """A sensible value to show while a number is unknown: the first threshold the rules test."""
@@ -462,7 +461,7 @@ def changes_html(changes: pd.DataFrame, descriptions: Mapping[str, str] | None =
             _list_diff(row["recommendations_before"], row["recommendations_after"]),
             _list_diff(row["flags_before"], row["flags_after"]),
             _list_diff(row["fired_rules_before"], row["fired_rules_after"], only_changes=True),
-            _e(row["rules"].replace(";", ", ")),
+            ", ".join(f"<span style='white-space:nowrap'>{_e(r)}</span>" for r in row["rules"].split(";") if r),
         ])
     return ("<div class='lr-changes'>"
             + _table(["scenario", "preferred before → after", "recommendations (+ added, − removed)",
@@ -478,10 +477,10 @@ def _before_after(before: str, after: str) -> str:
 def _list_diff(before: str, after: str, only_changes: bool = False) -> str:
     old = [x for x in str(before).split(";") if x]
     new = [x for x in str(after).split(";") if x]
-    parts = [f"<span style='color:#166534'>+{_e(x)}</span>" for x in new if x not in old]
-    parts += [f"<span style='color:#b91c1c'>&minus;{_e(x)}</span>" for x in old if x not in new]
+    parts = [f"<span style='color:#166534;white-space:nowrap'>+{_e(x)}</span>" for x in new if x not in old]
+    parts += [f"<span style='color:#b91c1c;white-space:nowrap'>&minus;{_e(x)}</span>" for x in old if x not in new]
     if not only_changes:
-        parts = [_e(x) for x in new if x in old] + parts
+        parts = [f"<span style='white-space:nowrap'>{_e(x)}</span>" for x in new if x in old] + parts
     return ", ".join(parts) or "<span style='color:#999'>same</span>"
 
 
