@@ -47,7 +47,8 @@ def read_scenarios(source: str | Path | pd.DataFrame) -> pd.DataFrame:
         files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
         if not files:
             raise ScenarioSourceError(f"{path}: no *.csv scenario files in this folder")
-        return pd.concat([_read_file(f) for f in files], ignore_index=True)
+        frames = [_read_file(f) for f in files]
+        return pd.concat(frames, ignore_index=True).fillna("")  # a column one file lacks: unknown there
     if path.is_file():
         return _read_file(path)
     raise ScenarioSourceError(f"{path}: no such file or folder; give a scenario CSV, Parquet file or folder")
