@@ -7,13 +7,17 @@ The public API is what this module exports; everything else is internal.
 from __future__ import annotations
 
 from .errors import (
+    BatchInputError,
     EngineError,
     FieldError,
     LupusRulesError,
     PatientValidationError,
     RuleProblem,
     RulebookError,
+    SuiteFormatError,
 )
+from .authoring import compare, coverage, lint, rule_diff
+from .batch import BatchSummary, run_batch, run_file
 from .evaluate import default_rulebook, evaluate
 from .facts import FACTS, MEASURES, FactSpec, Patient, validate_patient
 from .result import DISCLAIMER, FiredRule, Recommendation, Result
@@ -23,6 +27,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DISCLAIMER",
+    "BatchInputError",
+    "BatchSummary",
     "FACTS",
     "MEASURES",
     "Condition",
@@ -39,8 +45,15 @@ __all__ = [
     "RuleProblem",
     "Rulebook",
     "RulebookError",
+    "SuiteFormatError",
+    "compare",
+    "coverage",
     "default_rulebook",
     "evaluate",
+    "lint",
     "load_rulebook",
+    "run_batch",
+    "rule_diff",
+    "run_file",
     "validate_patient",
 ]

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .engines import ENGINES
-from .errors import EngineError, LupusRulesError, PatientValidationError
+from .errors import BatchInputError, EngineError, PatientValidationError
 from .facts import FACTS, validate_frame
 from .result import DISCLAIMER
 from .rulebook import Rulebook, load_rulebook, rulebook_from_documents
@@ -66,13 +66,6 @@ POOL_MIN_ROWS = 500
 
 _OUTCOMES = OUTCOME_COLUMNS[:4]
 _REASON = re.compile(r"(?:^|; )(" + "|".join(sorted(map(re.escape, FACTS), key=len, reverse=True)) + r"): got ")
-
-
-class BatchInputError(LupusRulesError, ValueError):
-    """A batch's input as a whole is unusable (missing file, unknown column, bad suffix or option).
-
-    Per-row problems never raise this: they go into the row's ``error``.
-    """
 
 
 # --- columns ----------------------------------------------------------------------------------

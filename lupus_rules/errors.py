@@ -5,6 +5,7 @@ say which layer refused the input (patient facts, rule files, engine).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -14,6 +15,10 @@ __all__ = [
     "RuleProblem",
     "RulebookError",
     "EngineError",
+    "BatchInputError",
+    "GenerateError",
+    "SuiteProblem",
+    "SuiteFormatError",
 ]
 
 
@@ -69,3 +74,41 @@ class RulebookError(LupusRulesError, ValueError):
 
 class EngineError(LupusRulesError, RuntimeError):
     """The rules engine failed while evaluating a patient (never silently)."""
+
+
+class BatchInputError(LupusRulesError, ValueError):
+    """A batch's input as a whole is unusable (missing file, unknown column, bad suffix or option).
+
+    Per-row problems never raise this: they go into the row's ``error``.
+    """
+
+
+class GenerateError(LupusRulesError, ValueError):
+    """A scenario request was unusable (e.g. an unknown fact name); the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class SuiteProblem:
+    """One defect in a scenario file: where it is (file, row, column) and what is wrong.
+
+    ``row`` counts data rows from 1 (0 = the header); ``line`` is the line in the file.
+    """
+
+    file: str
+    row: int
+    line: int
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = "header" if self.row == 0 else f"row {self.row} (line {self.line})"
+        column = f", column {self.column}" if self.column else ""
+        return f"{self.file}, {where}{column}: {self.message}"
+
+
+class SuiteFormatError(LupusRulesError, ValueError):
+    """A scenario file was refused; ``problems`` lists every defect found, each with file, row and column."""
+
+    def __init__(self, problems: Sequence[SuiteProblem]):
+        self.problems = list(problems)
+        super().__init__("malformed scenario suite:\n" + "\n".join(f"  {p}" for p in self.problems))

@@ -22,6 +22,7 @@ __all__ = [
     "FactSpec",
     "FACTS",
     "MEASURES",
+    "MEASURE_INPUTS",
     "STATUSES",
     "MANIFESTATIONS",
     "Patient",
@@ -131,7 +132,8 @@ MEASURES: dict[str, FactSpec] = {
     ),
 }
 
-_MEASURE_INPUTS = {
+#: The (current, baseline) facts each measure is computed from.
+MEASURE_INPUTS: dict[str, tuple[str, str]] = {
     "upcr_reduction_pct": ("upcr", "upcr_baseline"),
     "egfr_change_pct": ("egfr", "egfr_baseline"),
 }
@@ -241,7 +243,7 @@ def validate_patient(data: Mapping[str, object] | Patient) -> Patient:
     if errors:
         raise PatientValidationError(errors)
     arrays = {name: np.array([np.nan if values[name] is None else values[name]], dtype=float)
-              for pair in _MEASURE_INPUTS.values() for name in pair}
+              for pair in MEASURE_INPUTS.values() for name in pair}
     for name, array in compute_measures(arrays).items():
         number = float(array[0])
         values[name] = None if math.isnan(number) else number
@@ -364,7 +366,7 @@ def validate_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     if bad.any():
         for name, spec in FACTS.items():
             _reset_to_default(spec, columns, bad)
-    inputs = {key: columns[key] for pair in _MEASURE_INPUTS.values() for key in pair}
+    inputs = {key: columns[key] for pair in MEASURE_INPUTS.values() for key in pair}
     columns.update(compute_measures(inputs))
     typed = pd.DataFrame(_to_frame_columns(columns), index=df.index, copy=False)
     return typed, pd.Series(errors, index=df.index, dtype="str", name="errors")

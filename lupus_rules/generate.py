@@ -28,8 +28,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from .errors import LupusRulesError
-from .facts import _MEASURE_INPUTS, FACTS, MEASURES, FactSpec, compute_measures
+from .errors import GenerateError
+from .facts import FACTS, MEASURE_INPUTS, MEASURES, FactSpec, compute_measures
 from .rulebook import Condition, Rulebook
 
 __all__ = [
@@ -52,10 +52,6 @@ Bands = dict[str, list]
 SCENARIO_ID = "scenario_id"
 
 _THRESHOLD_OPS = ("<", "<=", ">", ">=")
-
-
-class GenerateError(LupusRulesError, ValueError):
-    """A scenario request was unusable (e.g. an unknown fact name); the message says what is allowed."""
 
 
 # --- bands ------------------------------------------------------------------------------------
@@ -296,7 +292,7 @@ def _subsets(spec: FactSpec) -> list[frozenset[str]]:
 
 def _pair_names(measure: str) -> tuple[str, str]:
     """(current, baseline) fact names of a measure."""
-    current, baseline = _MEASURE_INPUTS[measure]
+    current, baseline = MEASURE_INPUTS[measure]
     return current, baseline
 
 
@@ -341,7 +337,7 @@ def _typical_of(spec: FactSpec, thresholds: Sequence[float]) -> float:
 def _measure(measure: str, current: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     """The measure exactly as the engines compute it (:func:`compute_measures`)."""
     name_current, name_baseline = _pair_names(measure)
-    arrays = {name: np.full(len(baseline), np.nan) for pair in _MEASURE_INPUTS.values() for name in pair}
+    arrays = {name: np.full(len(baseline), np.nan) for pair in MEASURE_INPUTS.values() for name in pair}
     arrays[name_current] = np.asarray(current, dtype=float)
     arrays[name_baseline] = np.asarray(baseline, dtype=float)
     return compute_measures(arrays)[measure]
@@ -377,12 +373,12 @@ def _baselines_for(measure: str, current: np.ndarray, target: np.ndarray, exact:
     return chosen
 
 
-# facts._MEASURE_INPUTS lists each measure's inputs as (current, baseline).
-_PAIR_OF: dict[str, str] = {current: m for m, (current, _) in _MEASURE_INPUTS.items()}
-_BASELINES: frozenset[str] = frozenset(baseline for _, baseline in _MEASURE_INPUTS.values())
+# facts.MEASURE_INPUTS lists each measure's inputs as (current, baseline).
+_PAIR_OF: dict[str, str] = {current: m for m, (current, _) in MEASURE_INPUTS.items()}
+_BASELINES: frozenset[str] = frozenset(baseline for _, baseline in MEASURE_INPUTS.values())
 _ALIASES: dict[str, str] = {
-    **{baseline: current for current, baseline in _MEASURE_INPUTS.values()},
-    **{m: current for m, (current, _) in _MEASURE_INPUTS.items()},
+    **{baseline: current for current, baseline in MEASURE_INPUTS.values()},
+    **{m: current for m, (current, _) in MEASURE_INPUTS.items()},
 }
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import LupusRulesError, PatientValidationError
+from .errors import PatientValidationError, SuiteFormatError, SuiteProblem
 from .evaluate import default_rulebook, evaluate
 from .facts import FACTS, Patient, validate_patient
 from .result import DISCLAIMER, Result
@@ -70,33 +70,6 @@ _CONTRADICTIONS = (
     ("expect_flags", "expect_no_flags"),
     ("expect_fired", "expect_not_fired"),
 )
-
-
-@dataclass(frozen=True)
-class SuiteProblem:
-    """One defect in a scenario file: where it is (file, row, column) and what is wrong.
-
-    ``row`` counts data rows from 1 (0 = the header); ``line`` is the line in the file.
-    """
-
-    file: str
-    row: int
-    line: int
-    column: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = "header" if self.row == 0 else f"row {self.row} (line {self.line})"
-        column = f", column {self.column}" if self.column else ""
-        return f"{self.file}, {where}{column}: {self.message}"
-
-
-class SuiteFormatError(LupusRulesError, ValueError):
-    """A scenario file was refused; ``problems`` lists every defect found, each with file, row and column."""
-
-    def __init__(self, problems: Sequence[SuiteProblem]):
-        self.problems = list(problems)
-        super().__init__("malformed scenario suite:\n" + "\n".join(f"  {p}" for p in self.problems))
 
 
 @dataclass(frozen=True)

@@ -388,9 +388,9 @@ class Chunk:
 
 
 def _measure_inputs(measure: str) -> set[str]:
-    from ..facts import _MEASURE_INPUTS  # the (current, baseline) pair of each measure
+    from ..facts import MEASURE_INPUTS  # the (current, baseline) pair of each measure
 
-    return set(_MEASURE_INPUTS[measure])
+    return set(MEASURE_INPUTS[measure])
 
 
 def _is_missing(value: object) -> bool:
