@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 _CUSTOM = "(custom patient)"
-_DESCRIPTION_STYLE = {"description_width": "190px"}
+_DESCRIPTION_STYLE = {"description_width": "170px"}
 _PANEL_STYLE = "max-height:{h}px;overflow:auto;border:1px solid #ddd;padding:4px"
 
 
@@ -348,7 +348,7 @@ class ScenarioExplorer:
         seed = self._seed(spec)
         control = w.BoundedFloatText(value=seed, min=spec.minimum, max=spec.maximum, step=0.1,
                                      description=spec.name, style=_DESCRIPTION_STYLE,
-                                     layout=w.Layout(width="300px"))
+                                     layout=w.Layout(width="280px"))
         control.tooltip = spec.description
         unknown = w.Checkbox(value=True, description="unknown", indent=False, layout=w.Layout(width="85px"))
         control.observe(self._on_number, names="value")
