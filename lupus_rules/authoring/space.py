@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..engines.vectorized import fire_matrix
-from ..facts import FACTS, MEASURES, STATUSES, member_column, validate_frame
+from ..facts import FACTS, MEASURE_INPUTS, MEASURES, STATUSES, member_column, validate_frame
 from ..generate import band_columns, value_bands
 from ..rulebook import Condition, Rulebook
 
@@ -388,8 +388,6 @@ class Chunk:
 
 
 def _measure_inputs(measure: str) -> set[str]:
-    from ..facts import MEASURE_INPUTS  # the (current, baseline) pair of each measure
-
     return set(MEASURE_INPUTS[measure])
 
 
