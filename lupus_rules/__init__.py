@@ -19,6 +19,7 @@ from .errors import (
 from .authoring import compare, coverage, lint, rule_diff
 from .batch import BatchSummary, run_batch, run_file
 from .evaluate import default_rulebook, evaluate
+from .explain import derivation_graph, why_not
 from .facts import FACTS, MEASURES, FactSpec, Patient, validate_patient
 from .result import DISCLAIMER, FiredRule, Recommendation, Result
 from .rulebook import Condition, Rule, Rulebook, load_rulebook
@@ -49,6 +50,7 @@ __all__ = [
     "compare",
     "coverage",
     "default_rulebook",
+    "derivation_graph",
     "evaluate",
     "lint",
     "load_rulebook",
@@ -56,4 +58,5 @@ __all__ = [
     "rule_diff",
     "run_file",
     "validate_patient",
+    "why_not",
 ]
