@@ -318,7 +318,11 @@ def _coerce_number(spec: FactSpec, raw: object) -> float:
 
 # --- Many patients at once: vectorized validation ------------------------------------------------
 
-import pandas as pd  # noqa: E402  (appended section; pandas is only needed for frames)
+from typing import TYPE_CHECKING  # noqa: E402  (appended section)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 __all__ += ["validate_frame", "member_column"]
 
@@ -350,6 +354,8 @@ def validate_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     * ``errors``: ``''`` for a good row, else each bad field formatted like
       ``str(FieldError(...))``, in fact order, joined by ``'; '``.
     """
+    import pandas as pd  # imported on use: `import lupus_rules` stays light
+
     n = len(df)
     columns: dict[str, np.ndarray] = {}
     bad_fields: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, messages) per fact, fact order
@@ -361,15 +367,17 @@ def validate_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         columns.update(_typed_columns(spec, values))
         if len(bad_rows):
             bad_fields.append((bad_rows, messages))
-    errors = _join_errors(n, bad_fields)
-    bad = errors != ""
-    if bad.any():
+    bad_rows, messages = _join_errors(bad_fields)
+    if len(bad_rows):
+        bad = np.zeros(n, dtype=bool)
+        bad[bad_rows] = True
         for name, spec in FACTS.items():
             _reset_to_default(spec, columns, bad)
     inputs = {key: columns[key] for pair in MEASURE_INPUTS.values() for key in pair}
     columns.update(compute_measures(inputs))
     typed = pd.DataFrame(_to_frame_columns(columns), index=df.index, copy=False)
-    return typed, pd.Series(errors, index=df.index, dtype="str", name="errors")
+    errors = pd.Series(_error_texts(n, bad_rows, messages), index=df.index, dtype="str", name="errors", copy=False)
+    return typed, errors
 
 
 def _default_values(spec: FactSpec, n: int) -> np.ndarray:
@@ -398,6 +406,8 @@ def _reset_to_default(spec: FactSpec, columns: dict[str, np.ndarray], bad: np.nd
 
 
 def _to_frame_columns(columns: dict[str, np.ndarray]) -> dict[str, object]:
+    import pandas as pd
+
     out: dict[str, object] = {}
     for name, values in columns.items():
         if name in FACTS and FACTS[name].kind == "status":
@@ -407,13 +417,25 @@ def _to_frame_columns(columns: dict[str, np.ndarray]) -> dict[str, object]:
     return out
 
 
-def _join_errors(n: int, bad_fields: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Per row: every bad field's message, in fact order, joined by '; ' ('' when none)."""
-    errors = np.full(n, "", dtype=object)
-    for rows, messages in bad_fields:
-        current = errors[rows]
-        errors[rows] = [m if not c else c + "; " + m for c, m in zip(current, messages)]
-    return errors
+def _join_errors(bad_fields: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[str]]:
+    """Rows with a bad field (ascending) and, for each, its messages in fact order joined by '; '."""
+    if not bad_fields:
+        return np.empty(0, dtype=np.intp), []
+    rows = np.unique(np.concatenate([r for r, _ in bad_fields]))
+    joined = [""] * len(rows)
+    for field_rows, field_messages in bad_fields:
+        for i, message in zip(np.searchsorted(rows, field_rows).tolist(), field_messages):
+            joined[i] = message if not joined[i] else joined[i] + "; " + message
+    return rows, joined
+
+
+def _error_texts(n: int, bad_rows: np.ndarray, messages: list[str]) -> pa.Array:
+    """The errors column as one Arrow take: '' everywhere but the bad rows."""
+    import pyarrow as pa
+
+    codes = np.zeros(n, dtype=np.int32)
+    codes[bad_rows] = np.arange(1, len(bad_rows) + 1, dtype=np.int32)
+    return pa.array([""] + messages, type=pa.string()).take(pa.array(codes))
 
 
 def _native(value: object) -> object:
@@ -433,7 +455,7 @@ def _validate_column(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.
     coercion :func:`validate_patient` uses, so the outcome never differs.
     """
     dtype = column.dtype
-    if pd.api.types.is_bool_dtype(dtype) and isinstance(dtype, np.dtype):
+    if isinstance(dtype, np.dtype) and dtype == bool:
         return _from_bools(spec, column.to_numpy())
     if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
         return _from_numbers(spec, column.to_numpy())
@@ -443,6 +465,8 @@ def _validate_column(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.
 
 
 def _all_strings(column: pd.Series) -> bool:
+    import pandas as pd
+
     dtype = column.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return pd.api.types.infer_dtype(dtype.categories, skipna=True) in ("string", "empty")
@@ -479,6 +503,8 @@ def _messages_for(spec: FactSpec, values: np.ndarray, rows: np.ndarray) -> np.nd
 
 def _from_strings(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Factorize, coerce each distinct string once, spread the outcome back to the rows."""
+    import pandas as pd
+
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     distinct = np.asarray(uniques, dtype=object)
     if spec.kind == "number" and len(distinct) > _MANY_UNIQUES:
