@@ -39,6 +39,7 @@ OUTPUT_COLUMNS = ("preferred", "recommendations", "flags", "fired_rules")
 
 _MAX_COMPILED = 8  # rulebook versions kept compiled at once
 _DIRECT_BITS = 20  # patterns of up to this many rules are grouped by direct indexing
+_PART_RULES = 20  # rules per part when the fired-rule texts are assembled
 _MAX_MEMO = 200_000  # remembered outcomes per rulebook version before the memo starts afresh
 _COMPILED: OrderedDict[str, _Compiled] = OrderedDict()
 
@@ -283,19 +284,24 @@ def _group(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return codes, first, keys[first]
 
 
-def _remembered(compiled: _Compiled, key: tuple, work: Callable[[], object]) -> object:
-    """An outcome text from the per-rulebook memo, worked out (and kept) on first sight."""
+def _texts(compiled: _Compiled, kind: object, bits: np.ndarray, rows: list[int], first: np.ndarray,
+           keys: list[bytes], make: Callable[[list[str]], object]) -> list:
+    """One outcome per group: ``make(ids of the fired rules)`` for group i, whose pattern is ``bits[:, first[i]]``.
+
+    Outcomes are remembered per rulebook version under ``(kind, key)``, so a
+    batch evaluated in chunks works each distinct one out once.
+    """
     memo = compiled.memo
-    found = memo.get(key)
-    if found is None:
-        if len(memo) >= _MAX_MEMO:
-            memo.clear()
-        found = memo[key] = work()
+    if len(memo) >= _MAX_MEMO:
+        memo.clear()
+    memo_keys = [(kind, key) for key in keys]
+    found = [memo.get(key) for key in memo_keys]
+    missing = [i for i, outcome in enumerate(found) if outcome is None]
+    if missing:
+        ids = [compiled.rule_ids[j] for j in rows]
+        for i, column in zip(missing, bits[:, first[missing]].T.tolist()):
+            found[i] = memo[memo_keys[i]] = make([rule for rule, hit in zip(ids, column) if hit])
     return found
-
-
-def _fired_ids(compiled: _Compiled, bits: np.ndarray, rows: list[int], column: int) -> list[str]:
-    return [compiled.rule_ids[j] for i, j in enumerate(rows) if bits[i, column]]
 
 
 def _advice(compiled: _Compiled, rulebook: Rulebook, fired: np.ndarray) -> tuple[pa.Array, pa.Array]:
@@ -315,16 +321,16 @@ def _advice(compiled: _Compiled, rulebook: Rulebook, fired: np.ndarray) -> tuple
         for spec in rulebook.rules[j].recommend:
             row = ranks[agent_index[spec.agent]]
             np.minimum(row, np.where(patterns[i], spec.rank, row), out=row)
-    vectors = np.ascontiguousarray(ranks.T)
-    vector_codes, vector_first = pd.factorize(pd.Index([v.tobytes() for v in vectors]))[0], None
-    vector_first = np.empty(int(vector_codes.max()) + 1 if len(vector_codes) else 0, dtype=np.intp)
+    vectors = [v.tobytes() for v in np.ascontiguousarray(ranks.T)]
+    vector_codes, vector_uniques = pd.factorize(np.array(vectors, dtype=object))
+    vector_first = np.empty(len(vector_uniques), dtype=np.intp)
     vector_first[vector_codes[::-1]] = np.arange(len(vector_codes) - 1, -1, -1)
 
-    def work(column: int) -> tuple[str, str]:
-        summary = summarize(rulebook, _fired_ids(compiled, patterns, rows, column))
+    def advice(fired_ids: list[str]) -> tuple[str, str]:
+        summary = summarize(rulebook, fired_ids)
         return summary.preferred or "", ";".join(summary.recommendations)
 
-    outcomes = [_remembered(compiled, ("advice", vectors[c].tobytes()), lambda c=c: work(c)) for c in vector_first]
+    outcomes = _texts(compiled, "advice", patterns, rows, vector_first, list(vector_uniques), advice)
     row_codes = vector_codes[codes]
     return (_as_strings([o[0] for o in outcomes], row_codes),
             _as_strings([o[1] for o in outcomes], row_codes))
@@ -335,9 +341,8 @@ def _flags(compiled: _Compiled, rulebook: Rulebook, fired: np.ndarray) -> pa.Arr
     rows = compiled.flag_rules
     bits = fired[rows]
     codes, first, keys = _group(bits)
-    texts = [_remembered(compiled, ("flags", bytes(key)),
-                         lambda c=c: ";".join(summarize(rulebook, _fired_ids(compiled, bits, rows, c)).flags))
-             for c, key in zip(first, keys)]
+    texts = _texts(compiled, "flags", bits, rows, first, list(map(bytes, keys)),
+                   lambda fired_ids: ";".join(summarize(rulebook, fired_ids).flags))
     return _as_strings(texts, codes)
 
 
@@ -351,20 +356,18 @@ def _as_strings(texts: list, codes: np.ndarray) -> pa.Array:
 def _fired_rules(compiled: _Compiled, fired: np.ndarray) -> pa.Array:
     """The ';'-joined ids of fired rules per row.
 
-    Rules are cut into parts of ``_DIRECT_BITS``; each part's distinct
+    Rules are cut into parts of ``_PART_RULES``; each part's distinct
     patterns get their text once, spelled with and without a leading ';'
     (chosen by whether an earlier part of the row is non-empty), and Arrow
     concatenates the parts row by row.
     """
     pieces = []
     empty_so_far = np.ones(fired.shape[1], dtype=bool)
-    for start in range(0, len(compiled.rule_ids), _DIRECT_BITS):
-        rows = list(range(start, min(start + _DIRECT_BITS, len(compiled.rule_ids))))
+    for start in range(0, len(compiled.rule_ids), _PART_RULES):
+        rows = list(range(start, min(start + _PART_RULES, len(compiled.rule_ids))))
         bits = fired[start:rows[-1] + 1]
         codes, first, keys = _group(bits)
-        texts = [_remembered(compiled, ("ids", start, bytes(key)),
-                             lambda c=c: ";".join(_fired_ids(compiled, bits, rows, c)))
-                 for c, key in zip(first, keys)]
+        texts = _texts(compiled, ("ids", start), bits, rows, first, list(map(bytes, keys)), ";".join)
         spelled = texts + [";" + t if t else "" for t in texts]
         pieces.append(_as_strings(spelled, codes + len(texts) * ~empty_so_far))
         empty_so_far &= np.array([not t for t in texts], dtype=bool)[codes]
