@@ -270,6 +270,6 @@ def test_grouping_puts_equal_patterns_together():
     for rules in (5, 20, 21, 64, 65, 130):
         bits = rng.random((rules, 500)) < 0.02
         bits[:, 250:] = bits[:, :250]  # every pattern appears at least twice
-        codes, first, _ = vectorized._group(bits)
+        codes, first, _ = vectorized._group(list(bits), 500)
         assert (bits[:, first][:, codes] == bits).all()
         assert len(first) == len({bits[:, c].tobytes() for c in range(500)})

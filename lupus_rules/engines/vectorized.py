@@ -19,7 +19,7 @@ Input is the ``typed`` frame of :func:`lupus_rules.facts.validate_frame`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -214,20 +214,25 @@ def _status_codes(name: str, column: pd.Series) -> np.ndarray:
     return codes
 
 
-def _fire(typed: pd.DataFrame, compiled: _Compiled) -> np.ndarray:
-    """Rule-major fired matrix: row j says, per patient, whether rule j fired."""
+def _fire(typed: pd.DataFrame, compiled: _Compiled) -> list[np.ndarray]:
+    """One bool array per rule, in firing order: whether that rule fired for each row.
+
+    Separate arrays rather than one matrix: each is small enough for the
+    allocator to recycle between calls, which matters on a VM where fresh
+    memory is expensive to touch.
+    """
     masks = _Masks(typed)
-    fired = np.empty((len(compiled.steps), masks.n), dtype=bool)
-    for j, step in enumerate(compiled.steps):
-        row = fired[j]
+    fired = []
+    for step in compiled.steps:
         if not step.conditions:
-            row[:] = True
+            row = np.ones(masks.n, dtype=bool)
         else:
-            np.copyto(row, masks.get(step.conditions[0]))
+            row = masks.get(step.conditions[0]).copy()
             for key in step.conditions[1:]:
                 np.logical_and(row, masks.get(key), out=row)
         for name in step.derive:
             masks.derive(name, row)
+        fired.append(row)
     return fired
 
 
@@ -238,12 +243,15 @@ def fire_matrix(typed: pd.DataFrame, rulebook: Rulebook) -> np.ndarray:
     (rejected rows hold defaults; drop or ignore them yourself). Raises
     :class:`~lupus_rules.errors.EngineError` naming a missing or mistyped column.
     """
-    return _fire(typed, _compile(rulebook)).T
+    fired = _fire(typed, _compile(rulebook))
+    if not fired:
+        return np.zeros((len(typed), 0), dtype=bool)
+    return np.stack(fired, axis=1)
 
 
-def _pack_rows(bits: np.ndarray) -> np.ndarray:
-    """(k, m) bool → (m, words) uint64: each column of ``bits`` as a bit pattern, 64 bits a word."""
-    k, m = bits.shape
+def _pack_rows(bits: Sequence[np.ndarray], m: int) -> np.ndarray:
+    """k bool arrays of length m → (m, words) uint64: position i's k bits as a pattern, 64 bits a word."""
+    k = len(bits)
     nbytes = max(1, -(-k // 8))
     packed = np.zeros((m, -(-nbytes // 8) * 8), dtype=np.uint8)
     shifted = np.empty(m, dtype=np.uint8)
@@ -257,15 +265,23 @@ def _pack_rows(bits: np.ndarray) -> np.ndarray:
     return packed.view(np.uint64)
 
 
-def _group(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Group the columns of (k, m) ``bits`` by identical pattern.
+def _columns(bits: Sequence[np.ndarray], positions: np.ndarray) -> np.ndarray:
+    """The (k, len(positions)) bool matrix of the k arrays at these positions."""
+    if not len(bits):
+        return np.zeros((0, len(positions)), dtype=bool)
+    return np.stack([row[positions] for row in bits])
 
-    Returns the code of each column, the first column of each code, and each
-    code's packed pattern (uint64 words, a key that is stable across calls).
-    Up to ``_DIRECT_BITS`` rules, patterns index a table directly (no hashing).
+
+def _group(bits: Sequence[np.ndarray], m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group positions 0..m-1 by their pattern across the k bool arrays ``bits``.
+
+    Returns the code of each position, the first position of each code, and
+    each code's packed pattern (uint64 words, a key that is stable across
+    calls). Up to ``_DIRECT_BITS`` arrays, patterns index a table directly
+    (no hashing).
     """
-    k, m = bits.shape
-    keys = _pack_rows(bits)
+    k = len(bits)
+    keys = _pack_rows(bits, m)
     if m == 0:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), keys
     if k <= _DIRECT_BITS:
@@ -280,16 +296,17 @@ def _group(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             word_codes, word_uniques = pd.factorize(keys[:, w])
             codes, _ = pd.factorize(codes * len(word_uniques) + word_codes)
     first = np.empty(int(codes.max()) + 1, dtype=np.intp)
-    first[codes[::-1]] = np.arange(m - 1, -1, -1)  # last write wins: the first column of each code
+    first[codes[::-1]] = np.arange(m - 1, -1, -1)  # last write wins: the first position of each code
     return codes, first, keys[first]
 
 
-def _texts(compiled: _Compiled, kind: object, bits: np.ndarray, rows: list[int], first: np.ndarray,
+def _texts(compiled: _Compiled, kind: object, bits: Sequence[np.ndarray], rows: list[int], first: np.ndarray,
            keys: list[bytes], make: Callable[[list[str]], object]) -> list:
-    """One outcome per group: ``make(ids of the fired rules)`` for group i, whose pattern is ``bits[:, first[i]]``.
+    """One outcome per group: ``make(ids of the fired rules)``, group i's pattern being ``bits`` at ``first[i]``.
 
-    Outcomes are remembered per rulebook version under ``(kind, key)``, so a
-    batch evaluated in chunks works each distinct one out once.
+    ``rows`` are the rule positions ``bits`` stand for. Outcomes are
+    remembered per rulebook version under ``(kind, key)``, so a batch
+    evaluated in chunks works each distinct one out once.
     """
     memo = compiled.memo
     if len(memo) >= _MAX_MEMO:
@@ -299,12 +316,12 @@ def _texts(compiled: _Compiled, kind: object, bits: np.ndarray, rows: list[int],
     missing = [i for i, outcome in enumerate(found) if outcome is None]
     if missing:
         ids = [compiled.rule_ids[j] for j in rows]
-        for i, column in zip(missing, bits[:, first[missing]].T.tolist()):
+        for i, column in zip(missing, _columns(bits, first[missing]).T.tolist()):
             found[i] = memo[memo_keys[i]] = make([rule for rule, hit in zip(ids, column) if hit])
     return found
 
 
-def _advice(compiled: _Compiled, rulebook: Rulebook, fired: np.ndarray) -> tuple[pa.Array, pa.Array]:
+def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int) -> tuple[pa.Array, pa.Array]:
     """``preferred`` and ``recommendations`` per row, one summarize per distinct best-rank vector.
 
     By :func:`~lupus_rules.result.summarize`'s contract both depend only on
@@ -312,9 +329,9 @@ def _advice(compiled: _Compiled, rulebook: Rulebook, fired: np.ndarray) -> tuple
     fired rules give the same best ranks share one summary.
     """
     rows = compiled.advice_rules
-    bits = fired[rows]
-    codes, first, _ = _group(bits)
-    patterns = bits[:, first]
+    bits = [fired[j] for j in rows]
+    codes, first, _ = _group(bits, n)
+    patterns = _columns(bits, first)
     ranks = np.full((len(rulebook.agents), patterns.shape[1]), np.iinfo(np.int32).max, dtype=np.int32)
     agent_index = {code: a for a, code in enumerate(rulebook.agents)}
     for i, j in enumerate(rows):
@@ -330,17 +347,17 @@ def _advice(compiled: _Compiled, rulebook: Rulebook, fired: np.ndarray) -> tuple
         summary = summarize(rulebook, fired_ids)
         return summary.preferred or "", ";".join(summary.recommendations)
 
-    outcomes = _texts(compiled, "advice", patterns, rows, vector_first, list(vector_uniques), advice)
+    outcomes = _texts(compiled, "advice", list(patterns), rows, vector_first, list(vector_uniques), advice)
     row_codes = vector_codes[codes]
     return (_as_strings([o[0] for o in outcomes], row_codes),
             _as_strings([o[1] for o in outcomes], row_codes))
 
 
-def _flags(compiled: _Compiled, rulebook: Rulebook, fired: np.ndarray) -> pa.Array:
+def _flags(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int) -> pa.Array:
     """``flags`` per row: one summarize per distinct pattern of fired flag-raising rules."""
     rows = compiled.flag_rules
-    bits = fired[rows]
-    codes, first, keys = _group(bits)
+    bits = [fired[j] for j in rows]
+    codes, first, keys = _group(bits, n)
     texts = _texts(compiled, "flags", bits, rows, first, list(map(bytes, keys)),
                    lambda fired_ids: ";".join(summarize(rulebook, fired_ids).flags))
     return _as_strings(texts, codes)
@@ -353,7 +370,7 @@ def _as_strings(texts: list, codes: np.ndarray) -> pa.Array:
     return pa.array(texts, type=pa.string()).take(pa.array(codes))
 
 
-def _fired_rules(compiled: _Compiled, fired: np.ndarray) -> pa.Array:
+def _fired_rules(compiled: _Compiled, fired: list[np.ndarray], n: int) -> pa.Array:
     """The ';'-joined ids of fired rules per row.
 
     Rules are cut into parts of ``_PART_RULES``; each part's distinct
@@ -362,17 +379,17 @@ def _fired_rules(compiled: _Compiled, fired: np.ndarray) -> pa.Array:
     concatenates the parts row by row.
     """
     pieces = []
-    empty_so_far = np.ones(fired.shape[1], dtype=bool)
+    empty_so_far = np.ones(n, dtype=bool)
     for start in range(0, len(compiled.rule_ids), _PART_RULES):
         rows = list(range(start, min(start + _PART_RULES, len(compiled.rule_ids))))
         bits = fired[start:rows[-1] + 1]
-        codes, first, keys = _group(bits)
+        codes, first, keys = _group(bits, n)
         texts = _texts(compiled, ("ids", start), bits, rows, first, list(map(bytes, keys)), ";".join)
         spelled = texts + [";" + t if t else "" for t in texts]
         pieces.append(_as_strings(spelled, codes + len(texts) * ~empty_so_far))
         empty_so_far &= np.array([not t for t in texts], dtype=bool)[codes]
     if not pieces:
-        return _as_strings([], np.zeros(fired.shape[1], dtype=np.intp))
+        return _as_strings([], np.zeros(n, dtype=np.intp))
     return pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
 
 
@@ -390,8 +407,9 @@ def evaluate_frame(typed: pd.DataFrame, rulebook: Rulebook) -> pd.DataFrame:
     """
     compiled = _compile(rulebook)
     fired = _fire(typed, compiled)
-    preferred, recommendations = _advice(compiled, rulebook, fired)
+    n = len(typed)
+    preferred, recommendations = _advice(compiled, rulebook, fired, n)
     columns = {"preferred": preferred, "recommendations": recommendations,
-               "flags": _flags(compiled, rulebook, fired), "fired_rules": _fired_rules(compiled, fired)}
+               "flags": _flags(compiled, rulebook, fired, n), "fired_rules": _fired_rules(compiled, fired, n)}
     return pd.DataFrame({name: pd.Series(array, index=typed.index, dtype="str", copy=False)
                          for name, array in columns.items()}, index=typed.index)
