@@ -6,9 +6,10 @@
     python benchmarks/run.py --markdown benchmarks/RESULTS.md   # also write the table there
 
 Every case runs in a fresh Python process; its peak memory is that process's
-peak resident set size (``resource.getrusage(...).ru_maxrss``), imports and
-data included; for the two-process durable case it is the sum of both
-workers' peaks (the parent only waits). Data preparation (generating rows,
+peak resident set size (VmHWM in /proc/self/status; not getrusage's
+ru_maxrss, which on Linux carries the parent's peak over fork and exec),
+imports and data included; for the two-process durable case it is the sum of
+both workers' peaks (an upper bound: pages shared since the fork count twice). Data preparation (generating rows,
 validating patients for the per-row engines) is outside the timing unless a
 case says it is included. Rows are seeded random draws over every value band
 of the rulebook (see benchmarks/data.py).
@@ -31,6 +32,14 @@ Cases:
 * the 29-rule subset (benchmarks/subset.py) on durable-rules (1 and 2
   processes), on experta (benchmarks/experta_subset.py, compiled from the
   same rule data), as plain Python if/else, and on the vectorized engine.
+
+experta is not a dependency of lupus_rules (1.9.4 pins frozendict 1.2, which
+does not import on Python >= 3.10); install it for the benchmark only with
+``pip install --no-deps experta==1.9.4 schema frozendict``. Without it, its
+case is left out.
+
+The machine line reports how long touching fresh memory takes: on a VM that
+backs guest memory lazily it is a large part of a first call's time.
 
 Not for clinical use: timing synthetic rows, not treating patients.
 """
@@ -59,7 +68,19 @@ PER_ROW_CASES = {"durable-2p", "durable-subset-2p", "durable-subset-1p", "expert
 # --- worker side: one case, in this process -----------------------------------------------------------
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This process's peak resident set size in MiB.
+
+    VmHWM from /proc/self/status where there is one: getrusage's ru_maxrss
+    carries over the parent's peak through fork and exec on Linux, so a small
+    case would report the orchestrating process's memory.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux and BSD: KiB
 
 
 def _book(subset: bool):
@@ -261,10 +282,17 @@ def spawn(case: str, n: int, csv: Path | None) -> list[dict]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def experta_installed() -> bool:
+    try:
+        import experta  # noqa: F401
+    except Exception:  # experta 1.9.4 with its pinned frozendict 1.2 raises AttributeError on import
+        return False
+    return True
+
+
 def check_subset_engines(rows: int = 3000) -> None:
     """Before timing: experta and plain Python must fire what the vectorized engine fires on the subset."""
     from data import generated_rows, typed_records
-    from experta_subset import ExpertaSubset
     from subset import fire_plain
 
     from lupus_rules.engines.vectorized import evaluate_frame
@@ -273,13 +301,16 @@ def check_subset_engines(rows: int = 3000) -> None:
     book = _book(True)
     typed, _ = validate_frame(generated_rows(rows, SEED + 9, _book(False)))
     expected = evaluate_frame(typed, book)["fired_rules"].tolist()
-    experta = ExpertaSubset(book)
+    experta = None
+    if experta_installed():
+        from experta_subset import ExpertaSubset
+        experta = ExpertaSubset(book)
     problems = set()
     for patient, fired in zip(typed_records(typed), expected):
         plain = ";".join(fire_plain(patient))
         if plain != fired:
             problems |= set(plain.split(";")) ^ set(fired.split(";")) or {"(order)"}
-        if set(experta.fire(patient)) != set(fired.split(";")):
+        if experta is not None and set(experta.fire(patient)) != set(fired.split(";")):
             problems.add("experta")
     if problems:
         raise SystemExit("the subset engines disagree with the rulebook on rules: " + ", ".join(sorted(problems))
@@ -297,9 +328,14 @@ def make_csv(n: int, folder: Path) -> Path:
 def measure(sizes: list[int], per_row_max: int, folder: Path) -> list[dict]:
     lines = []
     measured: dict[tuple[str, int], list[dict]] = {}
+    cases = CASES
+    if not experta_installed():
+        print("experta is not installed: its case is left out. Install it for the benchmark with\n"
+              "  pip install --no-deps experta==1.9.4 schema frozendict", file=sys.stderr)
+        cases = [c for c in CASES if c[0] != "experta-subset"]
     for n in sizes:
         csv = make_csv(n, folder)
-        for case, engine, rules in CASES:
+        for case, engine, rules in cases:
             runs_on = min(n, per_row_max) if case in PER_ROW_CASES else n
             key = (case, runs_on)
             if key not in measured:
@@ -343,7 +379,21 @@ def ratios(lines: list[dict]) -> str:
 def machine() -> str:
     load = os.getloadavg()
     return (f"{datetime.date.today().isoformat()}, {platform.platform()}, nproc {os.cpu_count()}, "
-            f"Python {platform.python_version()}, load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+            f"Python {platform.python_version()}, load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+            f"{fresh_memory_cost()}")
+
+
+def fresh_memory_cost(mib: int = 256) -> str:
+    """Seconds to fill ``mib`` MiB of fresh memory, and the same again once the process has it."""
+    import numpy as np
+
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        block = np.ones(mib * 2**20 // 8)
+        times.append(time.perf_counter() - started)
+        del block
+    return f"filling {mib} MiB of fresh memory {times[0]:.2f} s (again: {times[1]:.2f} s)"
 
 
 def main(argv: list[str] | None = None) -> None:
