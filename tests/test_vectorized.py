@@ -273,3 +273,19 @@ def test_grouping_puts_equal_patterns_together():
         codes, first, _ = vectorized._group(list(bits), 500)
         assert (bits[:, first][:, codes] == bits).all()
         assert len(first) == len({bits[:, c].tobytes() for c in range(500)})
+
+
+def test_rows_evaluated_in_slices_give_the_same_frame(monkeypatch):
+    book = tiny_rulebook()
+    rng = np.random.default_rng(11)
+    rows = pd.DataFrame({
+        "bullous": rng.random(50) < 0.5,
+        "egfr": np.where(rng.random(50) < 0.2, NAN, rng.uniform(30, 60, 50).round(0)),
+        "manifestations": rng.choice(["", "nephritis", "joint;nephritis"], 50),
+        "planning_pregnancy": rng.random(50) < 0.5,
+    }, index=pd.RangeIndex(100, 150))
+    typed, _ = validate_frame(rows)
+    whole = evaluate_frame(typed, book)
+    monkeypatch.setattr(vectorized, "_CHUNK_ROWS", 7)
+    sliced = evaluate_frame(typed, book)
+    pd.testing.assert_frame_equal(whole, sliced)

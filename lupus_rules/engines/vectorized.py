@@ -40,6 +40,7 @@ OUTPUT_COLUMNS = ("preferred", "recommendations", "flags", "fired_rules")
 _MAX_COMPILED = 8  # rulebook versions kept compiled at once
 _DIRECT_BITS = 20  # patterns of up to this many rules are grouped by direct indexing
 _PART_RULES = 20  # rules per part when the fired-rule texts are assembled
+_CHUNK_ROWS = 200_000  # rows evaluated at once: bounds the working memory, which is then reused
 _MAX_MEMO = 200_000  # remembered outcomes per rulebook version before the memo starts afresh
 _COMPILED: OrderedDict[str, _Compiled] = OrderedDict()
 
@@ -406,10 +407,20 @@ def evaluate_frame(typed: pd.DataFrame, rulebook: Rulebook) -> pd.DataFrame:
     evaluated in chunks works each one out once. Not for clinical use.
     """
     compiled = _compile(rulebook)
+    parts: dict[str, list[pa.Array]] = {name: [] for name in OUTPUT_COLUMNS}
+    for start in range(0, max(len(typed), 1), _CHUNK_ROWS):
+        chunk = typed.iloc[start:start + _CHUNK_ROWS]
+        for name, array in _evaluate_chunk(compiled, rulebook, chunk).items():
+            parts[name].append(array)
+    return pd.DataFrame({name: pd.Series(pa.chunked_array(arrays, type=pa.string()), index=typed.index,
+                                         dtype="str", copy=False)
+                         for name, arrays in parts.items()}, index=typed.index)
+
+
+def _evaluate_chunk(compiled: _Compiled, rulebook: Rulebook, typed: pd.DataFrame) -> dict[str, pa.Array]:
+    """The four output columns for one slice of rows."""
     fired = _fire(typed, compiled)
     n = len(typed)
     preferred, recommendations = _advice(compiled, rulebook, fired, n)
-    columns = {"preferred": preferred, "recommendations": recommendations,
-               "flags": _flags(compiled, rulebook, fired, n), "fired_rules": _fired_rules(compiled, fired, n)}
-    return pd.DataFrame({name: pd.Series(array, index=typed.index, dtype="str", copy=False)
-                         for name, array in columns.items()}, index=typed.index)
+    return {"preferred": preferred, "recommendations": recommendations,
+            "flags": _flags(compiled, rulebook, fired, n), "fired_rules": _fired_rules(compiled, fired, n)}
