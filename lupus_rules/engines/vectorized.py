@@ -18,6 +18,7 @@ Input is the ``typed`` frame of :func:`lupus_rules.facts.validate_frame`.
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ OUTPUT_COLUMNS = ("preferred", "recommendations", "flags", "fired_rules")
 
 _MAX_COMPILED = 8  # rulebook versions kept compiled at once
 _DIRECT_BITS = 20  # patterns of up to this many rules are grouped by direct indexing
-_PART_RULES = 20  # rules per part when the fired-rule texts are assembled
+_PART_RULES = _DIRECT_BITS  # rules per part when the fired-rule texts are assembled (at most _DIRECT_BITS)
 _CHUNK_ROWS = 200_000  # rows evaluated at once: bounds the working memory, which is then reused
 _MAX_MEMO = 200_000  # remembered outcomes per rulebook version before the memo starts afresh
 _COMPILED: OrderedDict[str, _Compiled] = OrderedDict()
@@ -62,7 +63,65 @@ class _Compiled:
     advice_rules: list[int]  # positions of rules that recommend an agent
     flag_rules: list[int]  # positions of rules that raise a flag
     rule_ids: tuple[str, ...]
-    memo: dict = field(default_factory=dict)  # (outcome, first rule, sub-pattern) -> text
+    memo: dict = field(default_factory=dict)  # (outcome, sub-pattern) -> text
+    tables: dict = field(default_factory=dict)  # outcome -> _PatternTexts
+
+
+class _PatternTexts:
+    """The text of every pattern of up to ``_DIRECT_BITS`` rules, found by direct indexing.
+
+    ``table[pattern]`` is the index of the pattern's text (-1 = not met yet);
+    a pattern is worked out (by ``make`` on its fired rule ids) the first time
+    a row shows it and kept for the rulebook version's lifetime, so rows cost
+    no per-row Python and the memo is a plain numpy lookup.
+    """
+
+    def __init__(self, rows: list[int], rule_ids: tuple[str, ...], make: Callable[[list[str]], str]):
+        self.rows = rows
+        self.ids = [rule_ids[j] for j in rows]
+        self.make = make
+        self.table = np.full(1 << len(rows), -1, dtype=np.int32)
+        self.texts: list[str] = []
+        self._arrow: dict[bool, pa.Array] = {}
+        self._lock = threading.Lock()
+
+    def codes(self, fired: list[np.ndarray], n: int) -> np.ndarray:
+        """Per row, the index of its pattern's text."""
+        key = _pack_rows([fired[j] for j in self.rows], n)[:, 0].astype(np.intp)
+        codes = self.table[key]
+        if len(codes) and codes.min() < 0:
+            with self._lock:
+                for pattern in np.unique(key[codes < 0]).tolist():
+                    if self.table[pattern] < 0:
+                        fired_ids = [rule for i, rule in enumerate(self.ids) if pattern >> i & 1]
+                        self.texts.append(self.make(fired_ids))
+                        self.table[pattern] = len(self.texts) - 1
+                self._arrow = {}
+            codes = self.table[key]
+        return codes
+
+    def arrow(self, spelled: bool = False) -> pa.Array:
+        """The texts as Arrow strings; ``spelled`` appends each again with a leading ';' ('' stays '')."""
+        found = self._arrow.get(spelled)
+        if found is None:
+            texts = list(self.texts)
+            if spelled:
+                texts += [";" + t if t else "" for t in texts]
+            found = self._arrow[spelled] = pa.array(texts or [""], type=pa.string())
+        return found
+
+    def empty(self) -> np.ndarray:
+        """Per text index: whether the text is ''."""
+        return np.array([not t for t in self.texts], dtype=bool)
+
+
+def _pattern_texts(compiled: _Compiled, name: object, rows: list[int],
+                   make: Callable[[list[str]], str]) -> _PatternTexts:
+    tables = compiled.tables
+    found = tables.get(name)
+    if found is None:
+        found = tables.setdefault(name, _PatternTexts(rows, compiled.rule_ids, make))
+    return found
 
 
 def _condition_key(condition: Condition) -> tuple:
@@ -278,14 +337,14 @@ def _group(bits: Sequence[np.ndarray], m: int) -> tuple[np.ndarray, np.ndarray, 
 
     Returns the code of each position, the first position of each code, and
     each code's packed pattern (uint64 words, a key that is stable across
-    calls). Up to ``_DIRECT_BITS`` arrays, patterns index a table directly
-    (no hashing).
+    calls). Up to ``_DIRECT_BITS`` arrays (and no more possible patterns than
+    twice the positions), patterns index a table directly instead of a hash.
     """
     k = len(bits)
     keys = _pack_rows(bits, m)
     if m == 0:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), keys
-    if k <= _DIRECT_BITS:
+    if k <= _DIRECT_BITS and (1 << k) <= 2 * m:  # a table no larger than the rows: index it directly
         key = keys[:, 0].astype(np.intp)
         present = np.flatnonzero(np.bincount(key, minlength=1 << k))
         remap = np.zeros(1 << k, dtype=np.intp)
@@ -357,11 +416,17 @@ def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n:
 def _flags(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int) -> pa.Array:
     """``flags`` per row: one summarize per distinct pattern of fired flag-raising rules."""
     rows = compiled.flag_rules
+
+    def flags(fired_ids: list[str]) -> str:
+        return ";".join(summarize(rulebook, fired_ids).flags)
+
+    if len(rows) <= _DIRECT_BITS:
+        table = _pattern_texts(compiled, "flags", rows, flags)
+        codes = table.codes(fired, n)
+        return table.arrow().take(pa.array(codes))
     bits = [fired[j] for j in rows]
     codes, first, keys = _group(bits, n)
-    texts = _texts(compiled, "flags", bits, rows, first, list(map(bytes, keys)),
-                   lambda fired_ids: ";".join(summarize(rulebook, fired_ids).flags))
-    return _as_strings(texts, codes)
+    return _as_strings(_texts(compiled, "flags", bits, rows, first, list(map(bytes, keys)), flags), codes)
 
 
 def _as_strings(texts: list, codes: np.ndarray) -> pa.Array:
@@ -374,21 +439,20 @@ def _as_strings(texts: list, codes: np.ndarray) -> pa.Array:
 def _fired_rules(compiled: _Compiled, fired: list[np.ndarray], n: int) -> pa.Array:
     """The ';'-joined ids of fired rules per row.
 
-    Rules are cut into parts of ``_PART_RULES``; each part's distinct
-    patterns get their text once, spelled with and without a leading ';'
-    (chosen by whether an earlier part of the row is non-empty), and Arrow
-    concatenates the parts row by row.
+    Rules are cut into parts of ``_PART_RULES``; each part's patterns get
+    their text once (see :class:`_PatternTexts`), spelled with and without a
+    leading ';' (chosen by whether an earlier part of the row is non-empty),
+    and Arrow concatenates the parts row by row.
     """
     pieces = []
     empty_so_far = np.ones(n, dtype=bool)
     for start in range(0, len(compiled.rule_ids), _PART_RULES):
         rows = list(range(start, min(start + _PART_RULES, len(compiled.rule_ids))))
-        bits = fired[start:rows[-1] + 1]
-        codes, first, keys = _group(bits, n)
-        texts = _texts(compiled, ("ids", start), bits, rows, first, list(map(bytes, keys)), ";".join)
-        spelled = texts + [";" + t if t else "" for t in texts]
-        pieces.append(_as_strings(spelled, codes + len(texts) * ~empty_so_far))
-        empty_so_far &= np.array([not t for t in texts], dtype=bool)[codes]
+        table = _pattern_texts(compiled, ("ids", start), rows, ";".join)
+        codes = table.codes(fired, n)
+        spelled = table.arrow(spelled=True)  # fetched after codes: holds every text they point to
+        pieces.append(spelled.take(pa.array(codes + len(spelled) // 2 * ~empty_so_far)))
+        empty_so_far &= table.empty()[codes]
     if not pieces:
         return _as_strings([], np.zeros(n, dtype=np.intp))
     return pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
