@@ -28,6 +28,9 @@ __all__ = [
     "Patient",
     "validate_patient",
     "compute_measures",
+    "quantize",
+    "DECIMALS",
+    "MEASURE_LIMIT",
     "fact_names",
 ]
 
@@ -142,6 +145,18 @@ _TRUE = {"true"}
 _FALSE = {"false", ""}
 
 
+#: Numbers (facts, measures, rule thresholds) are rounded to this many decimals, so that every
+#: engine compares the same values; durable-rules sees them as integers of 10**-DECIMALS units.
+DECIMALS = 6
+#: Measures are clipped to +/- this many percent (a tiny baseline would give absurd percentages).
+MEASURE_LIMIT = 1e9
+
+
+def quantize(values: np.ndarray | float) -> np.ndarray:
+    """Round numbers to :data:`DECIMALS` decimals (NaN stays NaN); the one rounding every path uses."""
+    return np.round(np.asarray(values, dtype=float), DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
 def fact_names() -> tuple[str, ...]:
     """Names a rule condition may test: input facts, then measures."""
     return tuple(FACTS) + tuple(MEASURES)
@@ -153,11 +168,10 @@ def compute_measures(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     One implementation serves one patient (arrays of length 1) and a batch
     (long arrays), so the durable and vectorized engines see identical numbers.
     """
-    out: dict[str, np.ndarray] = {}
-    reduction = _percent_change(values["upcr_baseline"], values["upcr"])
-    out["upcr_reduction_pct"] = reduction
-    out["egfr_change_pct"] = _percent_change(values["egfr_baseline"], values["egfr"], sign=1.0)
-    return out
+    return {
+        "upcr_reduction_pct": _percent_change(values["upcr_baseline"], values["upcr"]),
+        "egfr_change_pct": _percent_change(values["egfr_baseline"], values["egfr"], sign=1.0),
+    }
 
 
 def _percent_change(baseline: np.ndarray, current: np.ndarray, sign: float = -1.0) -> np.ndarray:
@@ -166,8 +180,8 @@ def _percent_change(baseline: np.ndarray, current: np.ndarray, sign: float = -1.
     current = np.asarray(current, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = sign * (current - baseline) / baseline * 100.0
-    pct = np.where(baseline > 0, pct, np.nan)
-    return np.round(pct, 6) + 0.0  # + 0.0 turns -0.0 into 0.0
+    pct = np.where(baseline > 0, np.clip(pct, -MEASURE_LIMIT, MEASURE_LIMIT), np.nan)
+    return quantize(pct)
 
 
 class Patient(Mapping[str, object]):
@@ -313,7 +327,7 @@ def _coerce_number(spec: FactSpec, raw: object) -> float:
     assert spec.minimum is not None and spec.maximum is not None
     if not spec.minimum <= number <= spec.maximum:
         raise ValueError(raw)
-    return number
+    return float(quantize(number))
 
 
 # --- Many patients at once: vectorized validation ------------------------------------------------
@@ -373,6 +387,9 @@ def validate_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         bad[bad_rows] = True
         for name, spec in FACTS.items():
             _reset_to_default(spec, columns, bad)
+    for name, spec in FACTS.items():
+        if spec.kind == "number":
+            columns[name] = quantize(columns[name])
     inputs = {key: columns[key] for pair in MEASURE_INPUTS.values() for key in pair}
     columns.update(compute_measures(inputs))
     typed = pd.DataFrame(_to_frame_columns(columns), index=df.index, copy=False)

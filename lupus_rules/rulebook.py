@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from .errors import RuleProblem, RulebookError
-from .facts import FACTS, MEASURES, FactSpec
+from .facts import FACTS, MEASURES, FactSpec, quantize
 
 __all__ = [
     "Condition",
@@ -509,7 +509,7 @@ class _Loader:
         if isinstance(value, list):
             value = tuple(value)
         elif spec.kind == "number":
-            value = float(value)
+            value = float(quantize(value))
         return Condition("fact", name, op, value)
 
     # -- whole-rulebook checks --------------------------------------------------------

@@ -217,10 +217,9 @@ def test_engines_agree_on_hypothesis_patients(rows):
     assert_engines_agree(pd.DataFrame(rows))
 
 
-@pytest.mark.xfail(strict=True, reason="known: durable-rules rejects numbers JSON writes in exponent form "
-                   "(error 204: inputs below 1e-4, percent changes from a tiny baseline), then the adapter's "
-                   "delete_state raises error 309 over the EngineError; reported to the lead")
+# Regression: durable-rules cannot parse JSON numbers in exponent form (error 204), which json.dumps
+# writes below 1e-4 and for percent changes from a tiny baseline; the adapter now sends integers.
 @pytest.mark.parametrize("row", [{"egfr": 0.00001}, {"upcr": 1.0, "upcr_baseline": 2.2e-311},
                                  {"egfr": 200.0, "egfr_baseline": 1e-15}])
-def test_numbers_in_exponent_form_break_the_durable_engine(row):
+def test_numbers_json_writes_in_exponent_form(row):
     assert_engines_agree(pd.DataFrame([row]))

@@ -34,7 +34,7 @@ import durable_rules_engine
 from durable.engine import Host
 
 from ..errors import EngineError
-from ..facts import FACTS, Patient
+from ..facts import DECIMALS, FACTS, Patient
 from ..rulebook import Condition, Rule, Rulebook
 
 __all__ = ["DurableEngine", "compile_ruleset"]
@@ -74,7 +74,7 @@ def _fact_test(condition: Condition) -> dict[str, Any]:
     """One condition on the patient fact, in durable's JSON expression language."""
     name, op, value = condition.fact, condition.op, condition.value
     if op in _NUMBER_OPS:
-        return {_NUMBER_OPS[op]: {name: float(value)}}
+        return {_NUMBER_OPS[op]: {name: _units(value)}}
     if op == "known":
         return {"$ex": {name: 1}}
     if op == "unknown":
@@ -94,6 +94,16 @@ def _fact_test(condition: Condition) -> dict[str, Any]:
     raise EngineError(f"operator {op!r} has no durable-rules translation")
 
 
+def _units(number: float) -> int:
+    """A number as an integer count of 10**-DECIMALS units.
+
+    durable-rules cannot parse JSON numbers in exponent form (1e-05, 1e+16: error 204), which
+    json.dumps writes for small and large floats. Facts and thresholds are already rounded to
+    DECIMALS places, so the integers compare exactly as the floats do.
+    """
+    return int(round(number * 10**DECIMALS))
+
+
 def _member(fact: str, member: str) -> str:
     return f"{fact}__{member}"
 
@@ -106,8 +116,10 @@ def encode_patient(patient: Patient, sid: str) -> dict[str, Any]:
         if spec is not None and spec.kind == "set":
             for member in spec.allowed:
                 fact[_member(name, member)] = member in value  # type: ignore[operator]
+        elif isinstance(value, float):
+            fact[name] = _units(value)
         elif value is not None:
-            fact[name] = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+            fact[name] = value
     return fact
 
 
@@ -164,10 +176,20 @@ class DurableEngine:
                 self._assert(compiled.name, sid, encode_patient(patient, sid))
                 for stage in range(1, compiled.strata):
                     self._assert(compiled.name, sid, {"sid": sid, "t": _STAGE, "n": stage})
-                return list(session.fired)
-            finally:
-                del self._sessions[sid]
-                self._host.delete_state(compiled.name, sid)
+            except BaseException:
+                self._forget(compiled.name, sid, quiet=True)  # keep the first error, not a cleanup one
+                raise
+            self._forget(compiled.name, sid, quiet=False)
+            return list(session.fired)
+
+    def _forget(self, ruleset: str, sid: str, quiet: bool) -> None:
+        """Delete a session's state so nothing outlives the evaluation (and the 1024 limit is never hit)."""
+        del self._sessions[sid]
+        try:
+            self._host.delete_state(ruleset, sid)
+        except Exception as exc:
+            if not quiet:
+                raise EngineError(f"durable-rules could not delete session {sid}: {exc}") from exc
 
     def live_sessions(self) -> int:
         """Sessions currently open (0 between evaluations: nothing is left behind)."""
