@@ -119,7 +119,7 @@ MEASURES: dict[str, FactSpec] = {
         "upcr_reduction_pct",
         "number",
         "Reduction of UPCR from baseline: (upcr_baseline - upcr) / upcr_baseline × 100, "
-        "rounded to 6 decimals; negative when proteinuria rose. Needs upcr_baseline > 0.",
+        "rounded to 6 decimals, clipped to ±1e9; negative when proteinuria rose. Needs upcr_baseline > 0.",
         minimum=-float("inf"),
         maximum=100,
         unit="%",
@@ -128,7 +128,7 @@ MEASURES: dict[str, FactSpec] = {
         "egfr_change_pct",
         "number",
         "Change of eGFR from baseline: (egfr - egfr_baseline) / egfr_baseline × 100, "
-        "rounded to 6 decimals; negative when kidney function fell. Needs egfr_baseline > 0.",
+        "rounded to 6 decimals, clipped to ±1e9; negative when kidney function fell. Needs egfr_baseline > 0.",
         minimum=-100,
         maximum=float("inf"),
         unit="%",
