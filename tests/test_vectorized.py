@@ -289,3 +289,18 @@ def test_rows_evaluated_in_slices_give_the_same_frame(monkeypatch):
     monkeypatch.setattr(vectorized, "_CHUNK_ROWS", 7)
     sliced = evaluate_frame(typed, book)
     pd.testing.assert_frame_equal(whole, sliced)
+
+
+def test_threads_sharing_a_rulebook_get_the_same_answers():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rules = [rule(f"T{i:02d}", [{"fact": "egfr", "op": ">=", "value": float(i)}],
+                  {"flag": [("f_low", "f_high")[i % 2]]}) for i in range(45)]
+    book = tiny_rulebook(rules)
+    frames = [validate_frame(pd.DataFrame({"egfr": np.random.default_rng(seed).integers(0, 50, 3000).astype(float)}))[0]
+              for seed in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda typed: evaluate_frame(typed, book), frames))
+    for typed, out in zip(frames, together):
+        expected = [";".join(f"T{i:02d}" for i in range(45) if value >= i) for value in typed["egfr"]]
+        assert out["fired_rules"].tolist() == expected

@@ -38,12 +38,13 @@ __all__ = ["fire_matrix", "evaluate_frame", "OUTPUT_COLUMNS", "required_columns"
 #: The columns :func:`evaluate_frame` returns, each a ';'-separated string per row.
 OUTPUT_COLUMNS = ("preferred", "recommendations", "flags", "fired_rules")
 
-_MAX_COMPILED = 8  # rulebook versions kept compiled at once
+_MAX_COMPILED = 4  # rulebook versions kept compiled at once (each holds a few MB of lookup tables)
 _DIRECT_BITS = 20  # patterns of up to this many rules are grouped by direct indexing
 _PART_RULES = _DIRECT_BITS  # rules per part when the fired-rule texts are assembled (at most _DIRECT_BITS)
 _CHUNK_ROWS = 200_000  # rows evaluated at once: bounds the working memory, which is then reused
 _MAX_MEMO = 200_000  # remembered outcomes per rulebook version before the memo starts afresh
 _COMPILED: OrderedDict[str, _Compiled] = OrderedDict()
+_COMPILED_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -131,19 +132,20 @@ def _condition_key(condition: Condition) -> tuple:
 
 def _compile(rulebook: Rulebook) -> _Compiled:
     """The rulebook as evaluation steps in firing order; cached by ``rulebook.version``."""
-    cached = _COMPILED.get(rulebook.version)
-    if cached is not None:
-        _COMPILED.move_to_end(rulebook.version)
-        return cached
-    steps = tuple(_Step(r.id, tuple(_condition_key(c) for c in r.when), r.derive) for r in rulebook.rules)
-    needed = {c.fact for r in rulebook.rules for c in r.when if c.kind == "fact"}
-    advice = [j for j, r in enumerate(rulebook.rules) if r.recommend]
-    flags = [j for j, r in enumerate(rulebook.rules) if r.flag]
-    compiled = _Compiled(rulebook.version, steps, _columns_for(needed), advice, flags, rulebook.rule_ids)
-    _COMPILED[rulebook.version] = compiled
-    while len(_COMPILED) > _MAX_COMPILED:
-        _COMPILED.popitem(last=False)
-    return compiled
+    with _COMPILED_LOCK:
+        cached = _COMPILED.get(rulebook.version)
+        if cached is not None:
+            _COMPILED.move_to_end(rulebook.version)
+            return cached
+        steps = tuple(_Step(r.id, tuple(_condition_key(c) for c in r.when), r.derive) for r in rulebook.rules)
+        needed = {c.fact for r in rulebook.rules for c in r.when if c.kind == "fact"}
+        advice = [j for j, r in enumerate(rulebook.rules) if r.recommend]
+        flags = [j for j, r in enumerate(rulebook.rules) if r.flag]
+        compiled = _Compiled(rulebook.version, steps, _columns_for(needed), advice, flags, rulebook.rule_ids)
+        _COMPILED[rulebook.version] = compiled
+        while len(_COMPILED) > _MAX_COMPILED:
+            _COMPILED.popitem(last=False)
+        return compiled
 
 
 def _columns_for(facts: set[str]) -> tuple[str, ...]:
