@@ -338,6 +338,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+from functools import lru_cache  # noqa: E402
+
 __all__ += ["validate_frame", "member_column"]
 
 _MANY_UNIQUES = 256  # above this many distinct number strings, numpy parses them in one C loop
@@ -477,7 +479,8 @@ def _validate_column(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.
     if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
         return _from_numbers(spec, column.to_numpy())
     if _all_strings(column):
-        return _from_strings(spec, column)
+        fast = _from_arrow(spec, column)
+        return fast if fast is not None else _from_strings(spec, column)
     return _from_objects(spec, column.to_numpy(dtype=object))
 
 
@@ -539,6 +542,97 @@ def _from_strings(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.nda
     rows = np.flatnonzero(is_bad[codes])
     text = {code: _message(spec, distinct[code]) for code in bad_codes}
     return values, rows, np.array([text[c] for c in codes[rows]], dtype=object)
+
+
+def _from_arrow(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Arrow-backed text columns (CSV reads, pandas' default ``str``): parsed by Arrow kernels.
+
+    Numbers are cast by Arrow when every cell is ASCII and Arrow accepts them
+    all (its grammar is a subset of Python's ``float()``, with the same
+    correctly rounded result); other facts look their cells up among the
+    canonical spellings (``true``, ``effective``, ``joint;nephritis`` ...),
+    typed once by :func:`validate_patient`'s own coercion. Any other cell
+    goes the general way. ``None``: not an Arrow column, or a number cell
+    Arrow refuses (then the caller takes the general way for the column).
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    dtype = column.dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return None
+    cells = pa.array(column.array)
+    if spec.kind == "number":
+        return _arrow_numbers(spec, cells)
+    return _arrow_lookup(spec, column, cells)
+
+
+def _arrow_numbers(spec: FactSpec, cells: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parsed = blank = None
+    for trim in (False, True):  # most cells need no trimming; Arrow's cast refuses any space
+        if trim:
+            if pc.all(pc.string_is_ascii(cells)).as_py() is False:
+                return None  # Python strips some non-ASCII spaces: leave those to float()
+            cells_to_cast = pc.utf8_trim_whitespace(cells)  # ASCII: a subset of what str.strip() removes
+        else:
+            cells_to_cast = cells
+        blank = pc.fill_null(pc.equal(cells_to_cast, ""), True)
+        try:
+            parsed = pc.cast(pc.if_else(blank, pa.scalar(None, pa.string()), cells_to_cast), pa.float64())
+            break
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            parsed = None
+    if parsed is None:
+        return None
+    numbers = np.array(parsed.to_numpy(zero_copy_only=False), dtype=float)
+    blank_rows = np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        ok = blank_rows | (np.isfinite(numbers) & (numbers >= spec.minimum) & (numbers <= spec.maximum))
+    rows = np.flatnonzero(~ok)
+    numbers[rows] = np.nan
+    return numbers, rows, np.array([_message(spec, cells[int(i)].as_py()) for i in rows], dtype=object)
+
+
+def _canonical(spec: FactSpec) -> list[str]:
+    """The usual spellings of a non-number fact's values (as CSV files and ``to_row`` write them)."""
+    if spec.kind == "bool":
+        return ["", "true", "false", "True", "False", "TRUE", "FALSE"]
+    if spec.kind == "status":
+        return ["", *spec.allowed]
+    members = spec.allowed
+    return [";".join(m for i, m in enumerate(members) if k >> i & 1) for k in range(1 << len(members))]
+
+
+@lru_cache(maxsize=None)
+def _spellings(name: str) -> tuple[np.ndarray, pa.Array]:
+    """A fact's canonical spellings, typed by validate_patient's own coercion, and as an Arrow value set."""
+    import pyarrow as pa
+
+    spec = FACTS[name]
+    spellings = np.array(_canonical(spec), dtype=object)
+    typed, bad = _coerce_each(spec, spellings)
+    assert not bad.any(), "a canonical spelling must be valid"
+    typed.flags.writeable = False
+    return typed, pa.array(list(spellings), type=pa.string())
+
+
+def _arrow_lookup(spec: FactSpec, column: pd.Series, cells: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    typed, value_set = _spellings(spec.name)
+    found = pc.fill_null(pc.index_in(cells, value_set=value_set), -1)
+    index = np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.intp)
+    other = np.flatnonzero(index < 0)
+    values = typed[np.maximum(index, 0)]
+    if not len(other):
+        return values, np.empty(0, np.intp), np.empty(0, object)
+    rest, rest_rows, messages = _from_strings(spec, column.iloc[other])
+    values[other] = rest
+    return values, other[rest_rows], messages
 
 
 def _coerce_each(spec: FactSpec, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

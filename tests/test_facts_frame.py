@@ -63,7 +63,9 @@ def number_cells(name: str) -> st.SearchStrategy[object]:
         inside.map(repr).flatmap(_spaced),
         st.integers(-5, 1200),
         st.floats(allow_nan=True, allow_infinity=True),
-        st.sampled_from(["45", " 3 ", "1e1", "1_0", "nan", "inf", "-inf", "abc", "4,5", "0x10", "-0.0"]),
+        st.sampled_from(["45", " 3 ", "1e1", "1_0", "nan", "inf", "-inf", "abc", "4,5", "0x10", "-0.0", "+5", ".5",
+                         "5.", "1E1", "Infinity", "+nan", "1e", "e5", "5\x1f", "\x1c5", "\u00a05", "٣", "1e-400",
+                         "00.5", "5e+1", "1.5e-7"]),
         st.sampled_from([True, False, spec.maximum, spec.minimum, spec.maximum + 1e-9, -1e-9]),
     )
 
