@@ -12,7 +12,10 @@ at a time.
 Conditions follow the rule semantics of ``docs/ARCHITECTURE.md``: a number
 comparison is false when the number is unknown (NaN), ``known``/``unknown``
 test for NaN. No guideline logic lives here: outcomes come from
-:func:`lupus_rules.result.summarize`, once per distinct pattern of fired rules.
+:func:`lupus_rules.result.summarize`, once per distinct pattern of the fired
+rules that bear on them, and are kept per rulebook version (so a batch read
+in chunks summarizes each pattern once). The fired-rule texts are assembled
+by Arrow from parts of 20 rules, each part's texts found by direct indexing.
 
 Input is the ``typed`` frame of :func:`lupus_rules.facts.validate_frame`.
 """
@@ -58,6 +61,8 @@ class _Step:
 
 @dataclass(frozen=True)
 class _Compiled:
+    """A rulebook version ready to evaluate, with the outcome texts worked out so far."""
+
     version: str
     steps: tuple[_Step, ...]
     columns: tuple[str, ...]
@@ -118,6 +123,7 @@ class _PatternTexts:
 
 def _pattern_texts(compiled: _Compiled, name: object, rows: list[int],
                    make: Callable[[list[str]], str]) -> _PatternTexts:
+    """The rulebook version's :class:`_PatternTexts` for one outcome, made on first use."""
     tables = compiled.tables
     found = tables.get(name)
     if found is None:
