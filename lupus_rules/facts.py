@@ -458,7 +458,11 @@ def _error_texts(n: int, bad_rows: np.ndarray, messages: list[str]) -> pa.Array:
 
 
 def _native(value: object) -> object:
-    """The Python value ``DataFrame.to_dict`` hands out for a cell (numpy scalars unboxed)."""
+    """The Python value ``DataFrame.to_dict`` hands out for a cell (numpy scalars unboxed, pd.NA as None)."""
+    import pandas as pd
+
+    if value is pd.NA:
+        return None
     return value.item() if isinstance(value, np.generic) else value
 
 

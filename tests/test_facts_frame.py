@@ -212,3 +212,19 @@ def test_measures_equal_the_single_patient_path():
         for name in MEASURES:
             got = typed[name].iloc[i]
             assert (patient[name] is None and math.isnan(got)) or patient[name] == got
+
+
+def test_pandas_extension_dtypes_agree_with_validate_patient():
+    """Nullable and categorical columns: pd.NA is unknown, as DataFrame.to_dict hands it out (None)."""
+    df = pd.DataFrame({
+        "bullous": pd.array([True, None, False, True], dtype="boolean"),
+        "egfr": pd.array([45.5, None, 250.0, 0.0], dtype="Float64"),
+        "months_on_therapy": pd.array([3, None, 700, 12], dtype="Int64"),
+        "methotrexate": pd.Categorical(["intolerant", None, "Effective", "effective"]),
+        "ldn": pd.array(["effective", None, " nonresponse ", "no"], dtype=pd.StringDtype("python")),
+        "manifestations": pd.array(["joint;nephritis", None, "nephritis ; joint", "skin"], dtype=pd.StringDtype("pyarrow")),
+        "upcr": pd.array(["0.5", None, " 7 ", "1_0"], dtype=pd.StringDtype("pyarrow")),
+    })
+    check_frame(df)
+    _, errors = validate_frame(df)
+    assert errors[0] == "" and errors[1] == "" and errors[2] != "" and errors[3] != ""
