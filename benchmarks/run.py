@@ -440,13 +440,27 @@ def main(argv: list[str] | None = None) -> None:
         args.markdown.write_text(results_markdown(about, text, summary, sizes), encoding="utf-8")
 
 
+NOTES = """Reading the figures:
+
+- The vectorized engine's first call in a process also compiles the rulebook, summarizes each
+  distinct outcome once (about 3 000 `summarize` calls for these rows) and touches all its memory
+  for the first time, which on this VM costs about 2 ms per MiB (see the machine line); later calls
+  reuse both. A batch streamed in chunks (what `lupus-rules run` does) runs at the later rate.
+- Durable-rules and experta run at most 10 000 rows; their 1 000 000-row seconds are that rate
+  extrapolated (each row is independent, so the rate is flat).
+- The per-row engines get validated patients (validation is outside their timing) and produce the
+  same four output strings as the vectorized engine, each distinct outcome summarized once.
+- Peak RSS of the two-process durable case is the sum of both workers (shared pages count twice).
+"""
+
+
 def results_markdown(about: str, text: str, summary: str, sizes: list[int]) -> str:
     command = "python benchmarks/run.py" + ("" if sizes == [10_000, 1_000_000] else
                                              " --rows " + " ".join(map(str, sizes)))
     return (f"# Benchmark results\n\nNot for clinical use.\n\nMachine: {about}.\n\n"
             f"Produced by `{command} --markdown benchmarks/RESULTS.md` (experta installed with "
             f"`pip install --no-deps experta==1.9.4 schema frozendict`); how each case is measured is "
-            f"described at the top of `benchmarks/run.py`.\n\n{text}\n\nTargets:\n\n{summary}\n")
+            f"described at the top of `benchmarks/run.py`.\n\n{text}\n\nTargets:\n\n{summary}\n\n{NOTES}")
 
 
 if __name__ == "__main__":
