@@ -624,7 +624,6 @@ def _spellings(name: str) -> tuple[np.ndarray, pa.Array]:
 
 
 def _arrow_lookup(spec: FactSpec, column: pd.Series, cells: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     typed, value_set = _spellings(spec.name)

@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 
 from lupus_rules import default_rulebook, evaluate
 from lupus_rules.engines.vectorized import evaluate_frame
-from lupus_rules.errors import EngineError
 from lupus_rules.facts import FACTS, STATUSES, validate_frame
 from lupus_rules.generate import band_columns, value_bands
 from lupus_rules.rulebook import Rulebook, rulebook_from_documents
