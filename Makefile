@@ -63,6 +63,7 @@ test: setup
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
+	$(VENV_PY) -m pip install --quiet --no-deps experta==1.9.4 schema frozendict
 	$(VENV_PY) benchmarks/run.py
 
 clean:

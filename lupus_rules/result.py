@@ -133,7 +133,7 @@ def summarize(rulebook: Rulebook, fired: Iterable[str]) -> Summary:
 
 @lru_cache(maxsize=4096)
 def _summarize_cached(rulebook: Rulebook, fired: tuple[str, ...]) -> Summary:
-    rules = [_rule_index(rulebook)[rule_id] for rule_id in fired]
+    rules = [rulebook.rule(rule_id) for rule_id in fired]
     details = _recommendations(rulebook, rules)
     preferred = next((d.agent for d in details if not rulebook.agents[d.agent].foundation), None)
     flags = _in_vocabulary_order(rulebook.flags, (f for r in rules for f in r.flag))
@@ -144,11 +144,6 @@ def _summarize_cached(rulebook: Rulebook, fired: tuple[str, ...]) -> Summary:
             avoided.setdefault(agent, []).append(rule.id)
     ordered_avoided = {a: tuple(avoided[a]) for a in rulebook.agents if a in avoided}
     return Summary(preferred, tuple(d.agent for d in details), details, flags, derived, ordered_avoided)
-
-
-@lru_cache(maxsize=64)
-def _rule_index(rulebook: Rulebook) -> dict[str, Rule]:
-    return {rule.id: rule for rule in rulebook.rules}
 
 
 def _recommendations(rulebook: Rulebook, rules: Sequence[Rule]) -> tuple[Recommendation, ...]:

@@ -30,8 +30,8 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from ..engines.vectorized import fire_matrix
-from ..facts import FACTS, MEASURE_INPUTS, MEASURES, STATUSES, member_column, validate_frame
+from ..engines.vectorized import condition_mask, fire_matrix
+from ..facts import FACTS, MEASURE_INPUTS, MEASURES, validate_frame
 from ..generate import band_columns, value_bands
 from ..rulebook import Condition, Rulebook
 
@@ -43,55 +43,6 @@ T = TypeVar("T")
 DEFAULT_MAX_ROWS = 20_000_000
 #: Rows evaluated at once (bounds memory: about 100 bytes per row).
 CHUNK_ROWS = 1_000_000
-
-
-def condition_mask(condition: Condition, typed: pd.DataFrame,
-                   derived: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-    """Where one condition holds over a typed frame (:func:`~lupus_rules.facts.validate_frame`).
-
-    Same semantics as the engines: a comparison on an unknown number is false.
-    ``derived`` maps derived fact names to row masks (absent = never derived).
-    """
-    if condition.kind != "fact":
-        held = (derived or {}).get(condition.fact)
-        if held is None:
-            held = np.zeros(len(typed), dtype=bool)
-        return np.asarray(held, dtype=bool) if condition.kind == "derived" else ~np.asarray(held, dtype=bool)
-    spec = FACTS.get(condition.fact) or MEASURES[condition.fact]
-    op, value = condition.op, condition.value
-    if spec.kind == "set":
-        column = typed[member_column(condition.fact, str(value))].to_numpy(dtype=bool)
-        return column if op == "has" else ~column
-    if spec.kind == "bool":
-        column = typed[condition.fact].to_numpy(dtype=bool)
-        return column if value else ~column
-    if spec.kind == "status":
-        return _status_mask(typed[condition.fact], op, value)
-    return _number_mask(typed[condition.fact].to_numpy(dtype=float, na_value=np.nan), op, value)
-
-
-def _status_mask(column: pd.Series, op: str, value: object) -> np.ndarray:
-    dtype = column.dtype
-    if isinstance(dtype, pd.CategoricalDtype) and tuple(dtype.categories) == STATUSES:
-        codes = column.cat.codes.to_numpy()
-    else:
-        codes = pd.Categorical(column, categories=list(STATUSES)).codes
-    wanted = [value] if op in ("==", "!=") else list(value)  # type: ignore[arg-type]
-    table = np.zeros(len(STATUSES) + 1, dtype=bool)  # last slot: code -1 (not a status)
-    table[[STATUSES.index(v) for v in wanted]] = True
-    hit = table[codes]
-    return hit if op in ("==", "in") else ~hit
-
-
-def _number_mask(column: np.ndarray, op: str, value: object) -> np.ndarray:
-    if op == "known":
-        return ~np.isnan(column)
-    if op == "unknown":
-        return np.isnan(column)
-    threshold = float(value)  # type: ignore[arg-type]
-    with np.errstate(invalid="ignore"):
-        return {"<": column < threshold, "<=": column <= threshold,
-                ">": column > threshold, ">=": column >= threshold}[op]
 
 
 @dataclass(frozen=True)

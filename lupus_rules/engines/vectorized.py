@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +36,7 @@ from ..facts import FACTS, MEASURES, STATUSES, member_column
 from ..result import summarize
 from ..rulebook import Condition, Rulebook
 
-__all__ = ["fire_matrix", "evaluate_frame", "OUTPUT_COLUMNS", "required_columns"]
+__all__ = ["fire_matrix", "evaluate_frame", "condition_mask", "OUTPUT_COLUMNS", "required_columns"]
 
 #: The columns :func:`evaluate_frame` returns, each a ';'-separated string per row.
 OUTPUT_COLUMNS = ("preferred", "recommendations", "flags", "fired_rules")
@@ -207,16 +207,36 @@ class _Masks:
         return array
 
     def _fact(self, fact: str, op: str, value: object) -> np.ndarray:
-        spec = FACTS.get(fact) or MEASURES[fact]
-        if spec.kind == "set":
-            column = self._column(member_column(fact, str(value)))
-            return column if op == "has" else ~column
-        column = self._column(fact)
-        if spec.kind == "bool":
-            return column if value else ~column
-        if spec.kind == "status":
-            return _status_mask(column, op, value)
-        return _number_mask(column, op, value)
+        return _fact_mask(fact, op, value, self._column)
+
+
+def condition_mask(condition: Condition, typed: pd.DataFrame,
+                   derived: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """Where one condition holds over a typed frame (:func:`~lupus_rules.facts.validate_frame`).
+
+    The engine's own evaluation of a condition, for tools that reason about
+    single conditions (coverage, lint). ``derived`` maps derived fact names to
+    row masks (absent = never derived).
+    """
+    if condition.kind != "fact":
+        held = (derived or {}).get(condition.fact)
+        held = np.zeros(len(typed), dtype=bool) if held is None else np.asarray(held, dtype=bool)
+        return held if condition.kind == "derived" else ~held
+    return _fact_mask(condition.fact, condition.op, condition.value, lambda name: _read_column(typed, name))
+
+
+def _fact_mask(fact: str, op: str, value: object, column: Callable[[str], np.ndarray]) -> np.ndarray:
+    """One fact condition as a row mask; ``column(name)`` reads a typed column as numpy."""
+    spec = FACTS.get(fact) or MEASURES[fact]
+    if spec.kind == "set":
+        held = column(member_column(fact, str(value)))
+        return held if op == "has" else ~held
+    values = column(fact)
+    if spec.kind == "bool":
+        return values if value else ~values
+    if spec.kind == "status":
+        return _status_mask(values, op, value)
+    return _number_mask(values, op, value)
 
 
 def _status_mask(codes: np.ndarray, op: str, value: object) -> np.ndarray:
