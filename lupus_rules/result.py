@@ -21,6 +21,7 @@ __all__ = [
     "Result",
     "summarize",
     "matched_facts",
+    "show_value",
     "DISCLAIMER",
 ]
 
@@ -42,7 +43,7 @@ class FiredRule:
 
     def describe(self) -> str:
         """One line for a printed trace: id, title, citation and the matched facts."""
-        facts = ", ".join(f"{k}={_show(v)}" for k, v in self.matched.items()) or "every patient"
+        facts = ", ".join(f"{k}={show_value(v)}" for k, v in self.matched.items()) or "every patient"
         refs = ",".join(map(str, self.citation))
         return f"{self.rule_id} [{refs}] {self.title} <- {facts}"
 
@@ -185,7 +186,8 @@ def matched_facts(rule: Rule, patient: Patient) -> dict[str, object]:
     return matched
 
 
-def _show(value: object) -> str:
+def show_value(value: object) -> str:
+    """A fact value as traces print it: sets as ``{a,b}``, numbers without trailing zeros."""
     if isinstance(value, tuple):
         return "{" + ",".join(map(str, value)) + "}"
     if isinstance(value, float):

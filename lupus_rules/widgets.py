@@ -22,7 +22,7 @@ from .evaluate import default_rulebook, evaluate
 from .errors import LupusRulesError
 from .explain import WhyNot, derivation_graph, why_not
 from .facts import FACTS, FactSpec
-from .result import DISCLAIMER, Result
+from .result import DISCLAIMER, Result, show_value
 from .rulebook import Rulebook
 
 __all__ = [
@@ -150,7 +150,7 @@ def derived_html(result: Result, rulebook: Rulebook) -> str:
 def trace_html(result: Result) -> str:
     """Fired rules in firing order, with the facts each matched and its citation."""
     rows = [[str(i), f"<code class='lr-rule' style='white-space:nowrap'>{_e(step.rule_id)}</code>", _e(step.title),
-             _e(", ".join(f"{k}={_fmt(v)}" for k, v in step.matched.items()) or "every patient"),
+             _e(", ".join(f"{k}={show_value(v)}" for k, v in step.matched.items()) or "every patient"),
              _e(",".join(map(str, step.citation)))]
             for i, step in enumerate(result.trace, start=1)]
     return ("<div class='lr-trace'>Fired rules (firing order):"
@@ -178,14 +178,6 @@ def why_not_html(items: list[WhyNot], fixable_only: bool = False) -> str:
             f"{fixable} would fire after one fact change (each checked by re-evaluation)."
             + _table(["rule", "title", "first failed condition", "other failed conditions",
                       "single change that makes it fire"], rows) + "</div>")
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, tuple):
-        return "{" + ",".join(map(str, value)) + "}"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 # ---------------------------------------------------------------------------------------
