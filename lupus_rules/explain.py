@@ -26,7 +26,7 @@ from functools import lru_cache
 import pandas as pd
 
 from .evaluate import default_rulebook, evaluate
-from .facts import FACTS, MEASURES, FactSpec, Patient, validate_patient
+from .facts import FACTS, MEASURE_INPUTS, MEASURES, FactSpec, Patient, validate_patient
 from .result import Result
 from .rulebook import Condition, Rule, Rulebook
 
@@ -41,11 +41,9 @@ __all__ = [
     "derivation_table",
 ]
 
-#: Inputs of each measure, and the sign of its formula: measure = sign * (current - baseline) / baseline * 100.
-_MEASURE_INPUTS: dict[str, tuple[str, str, float]] = {
-    "upcr_reduction_pct": ("upcr", "upcr_baseline", -1.0),
-    "egfr_change_pct": ("egfr", "egfr_baseline", 1.0),
-}
+#: The sign of each measure's formula: measure = sign * (current - baseline) / baseline * 100
+#: (see facts.compute_measures); its inputs are facts.MEASURE_INPUTS.
+_MEASURE_SIGN: dict[str, float] = {"upcr_reduction_pct": -1.0, "egfr_change_pct": 1.0}
 
 
 # ---------------------------------------------------------------------------------------
@@ -308,8 +306,8 @@ class _FixSearch:
     def _reach(self, condition: Condition) -> tuple[str, ...]:
         if condition.kind != "fact":
             return self.upstream.get(condition.fact, ())
-        if condition.fact in _MEASURE_INPUTS:
-            return _MEASURE_INPUTS[condition.fact][:2]
+        if condition.fact in MEASURE_INPUTS:
+            return MEASURE_INPUTS[condition.fact]
         return (condition.fact,)
 
     def _values(self, fact: str) -> list[object]:
@@ -325,7 +323,8 @@ class _FixSearch:
     def _numbers(self, fact: str, current: float | None) -> list[object]:
         spec = FACTS[fact]
         values: set[float] = set(self.thresholds.get(fact, ()))
-        for measure, (cur_name, base_name, sign) in _MEASURE_INPUTS.items():
+        for measure, (cur_name, base_name) in MEASURE_INPUTS.items():
+            sign = _MEASURE_SIGN[measure]
             if fact in (cur_name, base_name):
                 other = self.facts[base_name if fact == cur_name else cur_name]
                 for target in self.thresholds.get(measure, ()) + (0.0,):
@@ -410,7 +409,7 @@ def _upstream_facts(book: Rulebook) -> dict[str, tuple[str, ...]]:
         for rule in producers.get(name, ()):
             for c in rule.when:
                 if c.kind == "fact":
-                    inputs = _MEASURE_INPUTS[c.fact][:2] if c.fact in _MEASURE_INPUTS else (c.fact,)
+                    inputs = MEASURE_INPUTS[c.fact] if c.fact in MEASURE_INPUTS else (c.fact,)
                     facts += [f for f in inputs if f not in facts]
                 elif c.fact not in seen:
                     facts += [f for f in visit(c.fact, seen | {c.fact}) if f not in facts]
