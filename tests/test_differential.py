@@ -58,7 +58,8 @@ def durable_frame(df: pd.DataFrame, rulebook: Rulebook | None = None, processes:
         rows = _durable_rows((documents, records))
     else:
         chunks = [records[i::processes * 4] for i in range(processes * 4)]
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
+        # forkserver, not fork: forking a process that runs threads (pytest plugins, dask) can deadlock
+        with multiprocessing.get_context("forkserver").Pool(processes) as pool:
             parts = pool.map(_durable_rows, [(documents, chunk) for chunk in chunks])
         rows = [None] * len(records)
         for i, part in enumerate(parts):
