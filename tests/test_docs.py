@@ -26,3 +26,22 @@ def test_readme_starts_with_the_two_commands():
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()[:5]
     assert any("make lab" in line for line in lines) and any("make test" in line for line in lines)
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_readme_python_example_shows_real_output():
+    import lupus_rules as lr
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    result = lr.evaluate({"methotrexate": "intolerant", "manifestations": "nephritis", "planning_pregnancy": True})
+    assert f"result.preferred          # {result.preferred!r}" in text
+    assert f"result.recommendations    # {result.recommendations!r}" in text
+    assert f"result.flags              # {result.flags!r}" in text
+
+
+def test_readme_rule_example_matches_the_rule_file():
+    import lupus_rules as lr
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rule = lr.load_rulebook().rule("R-SL-01")
+    shown = ", ".join(f"{{agent: {r.agent}, rank: {r.rank}}}" for r in rule.recommend)
+    assert f"recommend: [{shown}]" in text
