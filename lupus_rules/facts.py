@@ -29,6 +29,7 @@ __all__ = [
     "validate_patient",
     "compute_measures",
     "quantize",
+    "csv_cell",
     "DECIMALS",
     "MEASURE_LIMIT",
     "fact_names",
@@ -220,17 +221,25 @@ class Patient(Mapping[str, object]):
         return {name: self._values[name] for name in FACTS}
 
     def to_row(self) -> dict[str, object]:
-        """The input facts as CSV cells: sets ';'-joined, bools 'true'/'false', unknown ''."""
-        row: dict[str, object] = {}
-        for name, spec in FACTS.items():
-            value = self._values[name]
-            if spec.kind == "set":
-                row[name] = ";".join(m for m in spec.allowed if m in value)
-            elif spec.kind == "bool":
-                row[name] = "true" if value else "false"
-            else:
-                row[name] = "" if value is None else value
-        return row
+        """The input facts as CSV cells (see :func:`csv_cell`)."""
+        return {name: csv_cell(name, self._values[name]) for name in FACTS}
+
+
+def csv_cell(name: str, value: object) -> object:
+    """One fact value as a CSV cell: sets ';'-joined, bools 'true'/'false', unknown numbers ''.
+
+    The inverse of what :func:`validate_patient` reads, used wherever rows are written for people
+    (scenario files, proposed suite rows, trace tables).
+    """
+    spec = FACTS[name]
+    if spec.kind == "set":
+        return ";".join(m for m in spec.allowed if m in value)  # type: ignore[operator]
+    if spec.kind == "bool":
+        return "true" if value else "false"
+    if spec.kind == "number":
+        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        return "" if missing else float(value)  # type: ignore[arg-type]
+    return value
 
 
 def validate_patient(data: Mapping[str, object] | Patient) -> Patient:

@@ -12,7 +12,8 @@ import pytest
 
 from lupus_rules import default_rulebook
 from lupus_rules.authoring.regions import cover, describe_classes, simplest_cell
-from lupus_rules.authoring.space import FactSpace, condition_mask
+from lupus_rules.authoring.space import FactSpace
+from lupus_rules.engines.vectorized import condition_mask
 from lupus_rules.engines.vectorized import fire_matrix
 from lupus_rules.facts import validate_frame
 from lupus_rules.generate import band_columns, count, value_bands

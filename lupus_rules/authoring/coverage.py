@@ -24,7 +24,8 @@ from ..result import DISCLAIMER
 from ..rulebook import Rule, Rulebook
 from ..suite import DESCRIPTION_COLUMN, EXPECTATION_COLUMNS, ID_COLUMN
 from .compare import read_scenarios
-from .space import DEFAULT_MAX_ROWS, FactSpace, condition_mask, schedule
+from ..engines.vectorized import condition_mask
+from .space import DEFAULT_MAX_ROWS, FactSpace, schedule
 from .sources import resolve_rulebook
 
 __all__ = ["coverage", "CoverageReport", "propose_rows", "SUITE_COLUMNS"]

@@ -35,7 +35,8 @@ from ..facts import FACTS, validate_frame
 from ..result import DISCLAIMER
 from ..rulebook import Condition, Rule, Rulebook
 from .regions import cover, describe_classes, simplest_cell
-from .space import DEFAULT_MAX_ROWS, Chunk, FactSpace, Plan, condition_mask, schedule
+from ..engines.vectorized import condition_mask
+from .space import DEFAULT_MAX_ROWS, Chunk, FactSpace, Plan, schedule
 
 __all__ = ["lint", "LintReport", "FINDING_COLUMNS", "disease_modifying_agents"]
 

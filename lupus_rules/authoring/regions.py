@@ -18,7 +18,8 @@ import numpy as np
 
 from ..facts import FACTS
 from ..rulebook import Condition
-from .space import FactSpace, Plan, csv_cell
+from ..facts import csv_cell
+from .space import FactSpace, Plan
 
 __all__ = ["cover", "simplest_cell", "describe_classes", "Box"]
 

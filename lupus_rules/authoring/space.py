@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 
 from ..engines.vectorized import condition_mask, fire_matrix
-from ..facts import FACTS, MEASURE_INPUTS, MEASURES, validate_frame
+from ..facts import FACTS, MEASURE_INPUTS, MEASURES, csv_cell, validate_frame
 from ..generate import band_columns, value_bands
 from ..rulebook import Condition, Rulebook
 
-__all__ = ["condition_mask", "csv_cell", "FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_ROWS"]
+__all__ = ["FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_ROWS"]
 
 T = TypeVar("T")
 
@@ -368,16 +368,6 @@ def _cell(column: str, value: object) -> object:
     return value
 
 
-def csv_cell(column: str, value: object) -> object:
-    """A band value as a suite CSV cell: sets ';'-joined, bools true/false, unknown ''."""
-    spec = FACTS[column]
-    if spec.kind == "set":
-        return ";".join(m for m in spec.allowed if m in value)  # type: ignore[operator]
-    if spec.kind == "bool":
-        return "true" if value else "false"
-    if spec.kind == "number":
-        return "" if _is_missing(value) else float(value)  # type: ignore[arg-type]
-    return value
 
 
 def _take(column: pd.Series, index: np.ndarray) -> object:
