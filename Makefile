@@ -5,19 +5,22 @@
 #   make bench   set up, then run benchmarks/run.py
 #   make clean   remove the venv and every build/test/benchmark output
 #
-# "Set up" = create .venv with a Python 3.11 or 3.12 (found by
-# tools/find_python.sh; override with PYTHON=/path/to/python3.11) and
-# `pip install -e ".[test,dask]"` into it. The install is redone only when
-# pyproject.toml is newer than the stamp file .venv/.installed.
+# "Set up" = create .venv with Python 3.11, 3.12 or 3.13 (found by
+# tools/find_python.sh; override with PYTHON=/path/to/python3.13), build
+# durable-rules there (tools/install_durable.sh: on 3.13 with the flag its C
+# extension needs) and `pip install -e ".[test,dask]"` into it. The install is
+# redone only when pyproject.toml is newer than the stamp file .venv/.installed.
+# 3.14+ is untested: it is tried with a warning.
 #
 # Variables:
-#   PYTHON=...        interpreter used to create .venv (only when .venv does not exist yet)
+#   PYTHON=...        interpreter used to create the venv (only when it does not exist yet)
+#   VENV=...          the venv folder (default .venv; .ci/run uses one per Python)
 #   PYTEST_ARGS=...   extra arguments for pytest, e.g. make test PYTEST_ARGS="-x -k rulebook"
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-VENV        := .venv
+VENV        ?= .venv
 VENV_PY     := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 EXTRAS      := test,dask
@@ -26,7 +29,7 @@ PYTEST_ARGS ?=
 .PHONY: help setup lab test bench clean
 
 help:
-	@echo "make lab     # set up (Python 3.11/3.12 venv) and open the workbench in JupyterLab"
+	@echo "make lab     # set up (Python 3.11-3.13 venv) and open the workbench in JupyterLab"
 	@echo "make test    # set up and run every test (pytest, nbval notebooks, browser test)"
 	@echo "make bench   # set up and run benchmarks/run.py"
 	@echo "make clean   # remove .venv and build/test/benchmark outputs"
@@ -45,11 +48,14 @@ $(VENV_PY):
 
 # (Re)install the project when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml | $(VENV_PY)
-	@$(VENV_PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' || { \
-	  echo "$(VENV) uses Python $$($(VENV_PY) -c 'import platform; print(platform.python_version())'), but lupus_rules needs 3.11 or 3.12 (durable-rules does not import on 3.13+). Run 'make clean' and try again (set PYTHON=/path/to/python3.11 if needed)." >&2; \
+	@$(VENV_PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else 1)' || { \
+	  echo "$(VENV) uses Python $$($(VENV_PY) -c 'import platform; print(platform.python_version())'), but lupus_rules needs 3.11, 3.12 or 3.13. Run 'make clean' and try again (set PYTHON=/path/to/python3.13 if needed)." >&2; \
 	  exit 1; }
+	@$(VENV_PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] <= (3, 13) else 1)' || \
+	  echo "warning: $(VENV) uses Python $$($(VENV_PY) -c 'import platform; print(platform.python_version())'), which is untested (supported: 3.11-3.13); trying anyway." >&2
 	@echo "==> installing lupus_rules[$(EXTRAS)] into $(VENV) (durable-rules compiles from source: ~1 min)"
 	$(VENV_PY) -m pip install --upgrade pip
+	bash tools/install_durable.sh $(VENV_PY)
 	$(VENV_PY) -m pip install -e ".[$(EXTRAS)]"
 	@touch "$(STAMP)"
 
@@ -67,5 +73,5 @@ bench: setup
 	$(VENV_PY) benchmarks/run.py
 
 clean:
-	rm -rf "$(VENV)" build dist *.egg-info .pytest_cache .hypothesis benchmarks/out tests/artifacts
+	rm -rf "$(VENV)" .venv-py* build dist *.egg-info .pytest_cache .hypothesis benchmarks/out tests/artifacts
 	find . -path ./.git -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -prune -exec rm -rf {} +

@@ -30,8 +30,17 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-import durable_rules_engine
-from durable.engine import Host
+try:
+    import durable_rules_engine
+    from durable.engine import Host
+except ImportError as _exc:  # a build without the Python 3.13 flag fails here
+    raise ImportError(
+        f"durable-rules does not import ({_exc}). On Python 3.13+ it must be built with "
+        "CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject: run "
+        "'bash tools/install_durable.sh <your python>' from a lupus_rules checkout, or "
+        "'CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject pip install --force-reinstall "
+        "--no-binary durable-rules --no-cache-dir durable-rules==2.0.28'. Supported: Python 3.11-3.13."
+    ) from _exc
 
 from ..errors import EngineError
 from ..facts import DECIMALS, FACTS, Patient
