@@ -15,6 +15,7 @@ Not for clinical use: results are for prototyping and teaching.
 """
 from __future__ import annotations
 
+import io
 import math
 import multiprocessing
 import re
@@ -31,6 +32,7 @@ import pandas as pd
 from .engines import ENGINES
 from .errors import BatchInputError, EngineError, PatientValidationError
 from .facts import FACTS, validate_frame
+from .output import atomic_output, check_output_path
 from .result import DISCLAIMER
 from .rulebook import Rulebook, load_rulebook, rulebook_from_documents
 
@@ -38,6 +40,7 @@ __all__ = [
     "OUTCOME_COLUMNS",
     "PASSTHROUGH_COLUMNS",
     "PASSTHROUGH_PREFIX",
+    "MAX_ROW_BYTES",
     "POOL_MIN_ROWS",
     "SUFFIXES",
     "BatchInputError",
@@ -252,13 +255,25 @@ class _Evaluator:
             self._pool.join()
             self._pool = None
 
-    def evaluate(self, chunk: pd.DataFrame) -> pd.DataFrame:
-        """The chunk's columns, unchanged, followed by :data:`OUTCOME_COLUMNS`."""
+    def evaluate(self, chunk: pd.DataFrame, read_errors: Sequence[str] | None = None) -> pd.DataFrame:
+        """The chunk's columns, unchanged, followed by :data:`OUTCOME_COLUMNS`.
+
+        A row with a non-empty ``read_errors`` entry (a row the file reader
+        could not read) is not evaluated: its ``error`` is that entry.
+        """
         facts = check_columns(chunk.columns)
+        unread = None if read_errors is None else np.asarray(read_errors, dtype=object) != ""
+        work = chunk
+        if unread is not None and unread.any():
+            work = chunk.copy()
+            work.loc[unread, facts] = ""  # unknown: its cells are not facts
         if self.engine == "vectorized":
-            outcomes = _vectorized_outcomes(chunk, facts, self.rulebook)
+            outcomes = _vectorized_outcomes(work, facts, self.rulebook)
         else:
-            outcomes = self._durable_outcomes(chunk, facts)
+            outcomes = self._durable_outcomes(work, facts)
+        if unread is not None and unread.any():
+            outcomes.loc[unread, list(_OUTCOMES)] = ""
+            outcomes.loc[unread, "error"] = np.asarray(read_errors, dtype=object)[unread]
         return pd.concat([chunk, outcomes], axis=1)
 
     def _durable_outcomes(self, chunk: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
@@ -422,17 +437,22 @@ def _evaluate_partition(partition: pd.DataFrame, engine: str, payload: tuple, ch
 
 def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vectorized",
              rulebook: Rulebook | str | Path | None = None, chunk_size: int = 100_000,
-             progress: bool = True, processes: int = 2) -> BatchSummary:
+             progress: bool = True, processes: int = 2, *, excel_safe: bool = False) -> BatchSummary:
     """Stream a CSV or Parquet file of patients through :func:`run_batch`'s chunk code into a file.
 
     Reads ``chunk_size`` rows at a time (CSV: every cell as text, empty =
-    unknown; Parquet: record batches), evaluates them and appends them to the
-    output, CSV or Parquet by ``output_path``'s suffix, so memory stays bounded
-    whatever the file size. The output appears only when complete (it is
-    written beside it first). Shows a tqdm bar when ``progress``. Returns a
-    :class:`BatchSummary`; rows that failed are in the output with their
-    ``error``. Raises :class:`BatchInputError` for unusable input (missing
-    file, unknown suffix or column) before writing anything.
+    unknown, LF, CRLF or CR line ends; Parquet: record batches), evaluates them
+    and appends them to the output, CSV or Parquet by ``output_path``'s suffix,
+    so memory stays bounded whatever the file size. Output rows keep the input
+    order. A CSV row that cannot be read (a ragged row, a row over
+    :data:`MAX_ROW_BYTES`, bytes that are not UTF-8) fails alone: it is written
+    with its ``error`` naming its line and the problem, every other row is
+    evaluated. The output location is checked before any work and the output
+    appears only when complete (see :func:`write_chunks`). ``excel_safe``: see
+    :func:`write_chunks`. Shows a tqdm bar when ``progress``. Returns a
+    :class:`BatchSummary`. Raises :class:`BatchInputError` for unusable input
+    (missing file, unusable output path, unknown suffix or column) before
+    writing anything.
     """
     source, target = Path(input_path), Path(output_path)
     _check_options(engine, chunk_size, processes)
@@ -443,8 +463,9 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
     total = _count_rows(source) if progress else None
     started = time.perf_counter()
     with _Evaluator(engine, book, processes) as evaluator:
-        results = (evaluator.evaluate(chunk) for chunk in _read_chunks(source, chunk_size))
-        write_chunks(_counted(results, summary), target, total=total, progress=progress)
+        results = (evaluator.evaluate(chunk, errors) for chunk, errors in _read_chunks(source, chunk_size))
+        write_chunks(_counted(results, summary), target, total=total, progress=progress,
+                     excel_safe=excel_safe, inputs=(source,))
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -456,44 +477,43 @@ def _counted(results: Iterable[pd.DataFrame], summary: BatchSummary) -> Iterator
 
 
 def write_chunks(chunks: Iterable[pd.DataFrame], path: str | Path, *, total: int | None = None,
-                 progress: bool = False, desc: str = "evaluating") -> int:
+                 progress: bool = False, desc: str = "evaluating", excel_safe: bool = False,
+                 inputs: Iterable[str | Path] = ()) -> int:
     """Write frames one after another to one CSV or Parquet file (by suffix); returns the rows written.
 
-    Memory holds one chunk at a time. The file is written beside ``path``
-    first and moved into place only when complete, so a failed run never
-    leaves a truncated output. CSV: no index, empty cell = unknown (NaN).
-    Parquet: the first chunk fixes the schema. ``total`` rows, if known,
-    sizes the progress bar.
+    Memory holds one chunk at a time. The location is checked before the
+    first chunk is made (suffix, folder exists and is writable, not one of
+    ``inputs``); the rows go to a partial file unique to this run beside
+    ``path``, which is fsynced and renamed into place only when complete
+    (:func:`~lupus_rules.output.atomic_output`), so a failed, interrupted or
+    concurrent run never leaves a truncated or mixed output. CSV: no index,
+    empty cell = unknown (NaN). Parquet: the first chunk fixes the schema.
+    ``total`` rows, if known, sizes the progress bar.
+
+    ``excel_safe`` (CSV only): prefix every text cell that a spreadsheet would
+    run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR, and
+    not a plain number such as ``-1.5``) with a single quote ``'``. Off by
+    default, so the output holds exactly the input's cells and reads back
+    (``check-suite``, ``diff``, pandas) unchanged; turn it on for a file that
+    will be opened in a spreadsheet. Numeric columns are never touched.
     """
     target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise BatchInputError(f"output {target}: suffix {target.suffix or '(none)'!r} not supported; "
-                              f"allowed: {', '.join(SUFFIXES)}")
-    partial = target.with_name(f".{target.name}.partial")
     rows = 0
-    try:
-        with _Writer(partial, suffix) as writer:
+    with atomic_output(target, suffixes=SUFFIXES, inputs=inputs) as partial:
+        with _Writer(partial, target.suffix.lower(), excel_safe=excel_safe) as writer:
             for chunk in _progress(chunks, total, progress, desc):
                 writer.write(chunk)
                 rows += len(chunk)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
     return rows
 
 
 def _check_paths(source: Path, target: Path) -> None:
     if not source.is_file():
         raise BatchInputError(f"input file not found: {source}")
-    for role, path in (("input", source), ("output", target)):
-        if path.suffix.lower() not in SUFFIXES:
-            raise BatchInputError(f"{role} {path}: suffix {path.suffix or '(none)'!r} not supported; "
-                                  f"allowed: {', '.join(SUFFIXES)}")
-    if target.exists() and target.resolve() == source.resolve():
-        raise BatchInputError(f"output {target} is the input file; choose another output path")
-    if not target.parent.is_dir():
-        raise BatchInputError(f"output folder not found: {target.parent}")
+    if source.suffix.lower() not in SUFFIXES:
+        raise BatchInputError(f"input {source}: suffix {source.suffix or '(none)'!r} not supported; "
+                              f"allowed: {', '.join(SUFFIXES)}")
+    check_output_path(target, suffixes=SUFFIXES, inputs=(source,))
 
 
 def _read_columns(source: Path) -> list[str]:
@@ -508,79 +528,39 @@ def _read_columns(source: Path) -> list[str]:
         index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
         return [name for name in schema.names if name not in index]  # pandas restores those as the index
     try:
-        return list(pd.read_csv(source, nrows=0, encoding="utf-8-sig").columns)
+        return list(pd.read_csv(io.StringIO(_header_text(source)), nrows=0).columns)
     except pd.errors.EmptyDataError:
         raise BatchInputError(f"input {source} is empty: a CSV needs a header row of fact names") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise BatchInputError(f"input {source} is not a readable CSV file: {exc}") from None
+    except pd.errors.ParserError as exc:
+        raise BatchInputError(f"input {source} has an unreadable header row: {exc}") from None
 
 
-def _read_chunks(source: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """The file's rows, ``chunk_size`` at a time; always at least one (possibly empty) chunk."""
+def _header_text(source: Path) -> str:
+    """The CSV's first record (its header row) as text; only that record is read and decoded."""
+    with source.open("rb") as handle:
+        record = next(_csv_records(handle, 0, 1), None)
+    if record is None:
+        return ""
+    if record.data is None:
+        raise BatchInputError(f"input {source}: header row too large ({record.size:,} bytes; "
+                              f"allowed: at most {MAX_ROW_BYTES:,})")
+    try:
+        return record.data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BatchInputError(f"input {source}: header row is not UTF-8 (byte 0x{record.data[exc.start]:02x} "
+                              f"at byte {exc.start + 1}); allowed: UTF-8 text") from None
+
+
+_Chunk = tuple[pd.DataFrame, "list[str] | None"]
+
+
+def _read_chunks(source: Path, chunk_size: int) -> Iterator[_Chunk]:
+    """(rows, read errors or None) ``chunk_size`` rows at a time; always at least one (possibly empty) chunk."""
     if source.suffix.lower() == ".parquet":
-        yield from _read_parquet(source, chunk_size)
+        for frame in _read_parquet(source, chunk_size):
+            yield frame, None
         return
     yield from _read_csv(source, chunk_size, _read_columns(source))
-
-
-def _read_csv(source: Path, chunk_size: int, columns: list[str]) -> Iterator[pd.DataFrame]:
-    """CSV rows as text (empty cell = ''), parsed by pyarrow's streaming reader and re-cut to ``chunk_size``.
-
-    Columns are named as pandas names them (a repeated header becomes
-    ``x.1``, so a repeated fact is refused as an unknown column); quoted
-    values may hold newlines.
-    """
-    import pyarrow as pa
-    import pyarrow.csv as pc
-
-    convert = pc.ConvertOptions(column_types=dict.fromkeys(columns, pa.string()) | _header_types(source),
-                                strings_can_be_null=False, quoted_strings_can_be_null=False)
-    options = {"read_options": pc.ReadOptions(encoding="utf-8"), "convert_options": convert,
-               "parse_options": pc.ParseOptions(newlines_in_values=True)}
-    if _header_only(source):  # pyarrow cannot parse a lone header without its line end
-        yield pd.DataFrame({name: pd.Series([], dtype="str") for name in columns})
-        return
-    pending: list[pa.RecordBatch] = []
-    held, yielded = 0, False
-    try:
-        with pc.open_csv(source, **options) as reader:
-            for batch in reader:
-                pending.append(batch)
-                held += batch.num_rows
-                while held >= chunk_size:
-                    table = pa.Table.from_batches(pending)
-                    yield _named(table.slice(0, chunk_size), columns)
-                    yielded = True
-                    rest = table.slice(chunk_size)
-                    pending, held = rest.to_batches(), rest.num_rows
-            schema = reader.schema
-    except pa.ArrowInvalid as exc:
-        raise BatchInputError(f"input {source} is not a readable CSV file: {exc}") from None
-    if held or not yielded:
-        yield _named(pa.Table.from_batches(pending, schema=schema), columns)
-
-
-def _header_only(source: Path) -> bool:
-    with source.open("rb") as handle:
-        head = handle.read(1 << 16)
-    return len(head) < 1 << 16 and b"\n" not in head.rstrip(b"\r\n")
-
-
-def _header_types(source: Path) -> dict[str, Any]:
-    """Text type for every name in the header as written (pyarrow keys types by the raw names)."""
-    import csv
-
-    import pyarrow as pa
-
-    with source.open(encoding="utf-8-sig", newline="") as handle:
-        header = next(csv.reader(handle), [])
-    return dict.fromkeys(header, pa.string())
-
-
-def _named(table: Any, columns: list[str]) -> pd.DataFrame:
-    frame = table.rename_columns([str(i) for i in range(table.num_columns)]).to_pandas()
-    frame.columns = columns
-    return frame
 
 
 def _read_parquet(source: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
@@ -605,13 +585,311 @@ def _count_rows(source: Path) -> int | None:
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(source).metadata.num_rows
-    lines, last = 0, b"\n"
+    lf = cr = 0
+    last = b"\n"
     with source.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
-            lines += block.count(b"\n")
+            lf += block.count(b"\n")
+            cr += block.count(b"\r")
             last = block[-1:]
-    lines += last != b"\n"
+    lines = max(lf, cr) + (last not in (b"\n", b"\r"))
     return max(lines - 1, 0)
+
+
+# --- CSV: a fast reader, and a careful one for the rows it refuses ----------------------------------
+#
+# pyarrow's streaming reader reads clean files. When it refuses a block (a ragged
+# row, bytes that are not UTF-8, a row longer than its block), every row it handed
+# over before is kept; the careful reader below then splits the rest of the file
+# into records itself (the same rules as pyarrow: LF, CRLF and CR end a record
+# outside quotes, a quote opens a quoted value only at the start of a cell, blank
+# lines are skipped), skips the rows already read, fails each bad row alone with
+# its line number, and hands back to pyarrow after a run of good rows.
+
+#: A CSV row longer than this (bytes) fails with an error instead of being read; pyarrow's block size.
+MAX_ROW_BYTES = 1 << 20
+#: After this many good rows in a row the careful reader hands back to pyarrow.
+_CAREFUL_WINDOW = 2_000
+_BLOCK = 1 << 20
+
+
+def _read_csv(source: Path, chunk_size: int, columns: list[str]) -> Iterator[_Chunk]:
+    """CSV rows as text (empty cell = ''), with read errors per row; re-cut to ``chunk_size``.
+
+    Columns are named as pandas names them (a repeated header becomes
+    ``x.1``, so a repeated fact is refused as an unknown column); quoted
+    values may hold line ends.
+    """
+    names = [str(i) for i in range(len(columns))]
+    tables: list[Any] = []
+    errors: list[list[str] | None] = []
+    held, yielded = 0, False
+    for table, table_errors in _csv_pieces(source, names):
+        tables.append(table)
+        errors.append(table_errors)
+        held += table.num_rows
+        while held >= chunk_size:
+            whole, whole_errors = _joined(tables, errors, names)
+            yield _named(whole.slice(0, chunk_size), columns), _cut(whole_errors, 0, chunk_size)
+            yielded = True
+            tables, errors = [whole.slice(chunk_size)], [_cut(whole_errors, chunk_size, None)]
+            held -= chunk_size
+    if held or not yielded:
+        whole, whole_errors = _joined(tables, errors, names) if tables else (_text_table([], names), None)
+        yield _named(whole, columns), whole_errors
+
+
+def _named(table: Any, columns: list[str]) -> pd.DataFrame:
+    frame = table.to_pandas()
+    frame.columns = columns
+    return frame
+
+
+def _joined(tables: list[Any], errors: list[list[str] | None], names: list[str]) -> tuple[Any, list[str] | None]:
+    import pyarrow as pa
+
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    if all(e is None for e in errors):
+        return table, None
+    joined: list[str] = []
+    for part, part_errors in zip(tables, errors):
+        joined.extend(part_errors if part_errors is not None else [""] * part.num_rows)
+    return table, joined
+
+
+def _cut(errors: list[str] | None, start: int, stop: int | None) -> list[str] | None:
+    if errors is None:
+        return None
+    part = errors[start:stop]
+    return part if any(part) else None
+
+
+def _text_table(rows: list[list[str]], names: list[str]) -> Any:
+    import pyarrow as pa
+
+    columns = [pa.array([row[i] for row in rows], type=pa.string()) for i in range(len(names))]
+    return pa.Table.from_arrays(columns, schema=pa.schema([pa.field(n, pa.string()) for n in names]))
+
+
+def _csv_pieces(source: Path, names: list[str]) -> Iterator[tuple[Any, list[str] | None]]:
+    """The file's rows in order, as text tables with positional column names, with read errors (or None)."""
+    import pyarrow as pa
+
+    start: tuple[int, int] | None = None  # (byte offset, line number) to resume at; None: the start
+    while True:
+        delivered = 0
+        try:
+            for table in _arrow_tables(source, names, None if start is None else start[0]):
+                delivered += table.num_rows
+                yield table, None
+            return
+        except pa.ArrowInvalid:
+            pass  # the careful reader finds the row pyarrow refused
+        start = yield from _careful_rows(source, names, start, delivered)
+        if start is None:
+            return
+
+
+def _arrow_tables(source: Path, names: list[str], offset: int | None) -> Iterator[Any]:
+    """pyarrow's streaming reader from the start (header row) or from ``offset`` (a record start, no header)."""
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    if offset is None:
+        if _header_only(source):  # pyarrow cannot parse a lone header without its line end
+            return
+        read = pc.ReadOptions(encoding="utf-8", block_size=MAX_ROW_BYTES)
+        types = _header_types(source)
+    else:
+        read = pc.ReadOptions(encoding="utf-8", block_size=MAX_ROW_BYTES, column_names=names)
+        types = dict.fromkeys(names, pa.string())
+    convert = pc.ConvertOptions(column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False)
+    with source.open("rb") as handle:
+        if offset is not None:
+            handle.seek(offset)
+        with pc.open_csv(handle, read_options=read, convert_options=convert,
+                         parse_options=pc.ParseOptions(newlines_in_values=True)) as reader:
+            for batch in reader:
+                if batch.num_columns != len(names):
+                    raise pa.ArrowInvalid(f"expected {len(names)} columns, got {batch.num_columns}")
+                yield pa.Table.from_batches([batch]).rename_columns(names)
+
+
+def _header_only(source: Path) -> bool:
+    with source.open("rb") as handle:
+        head = handle.read(1 << 16)
+    body = head.rstrip(b"\r\n")
+    return len(head) < 1 << 16 and b"\n" not in body and b"\r" not in body
+
+
+def _header_types(source: Path) -> dict[str, Any]:
+    """Text type for every name in the header as written (pyarrow keys types by the raw names)."""
+    import csv
+
+    import pyarrow as pa
+
+    header = next(csv.reader([_header_text(source)]), [])
+    return dict.fromkeys(header, pa.string())
+
+
+def _careful_rows(source: Path, names: list[str], start: tuple[int, int] | None,
+                  skip: int) -> Iterator[tuple[Any, list[str] | None]]:
+    """Rows from ``start`` on, after skipping ``skip`` rows, each read alone; returns where to resume pyarrow.
+
+    Yields text tables with their read errors; stops after
+    :data:`_CAREFUL_WINDOW` good rows following the last bad one and returns
+    (offset, line) of the next record, or ``None`` at the end of the file.
+    """
+    import csv
+
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_ROW_BYTES))  # process-wide; only ever raised
+    rows: list[list[str]] = []
+    errors: list[str] = []
+    good_run = 0
+    with source.open("rb") as handle:
+        offset, line = start if start is not None else (0, 1)
+        handle.seek(offset)
+        records = _csv_records(handle, offset, line)
+        if start is None:
+            next(records, None)  # the header row
+        for record in records:
+            if skip:
+                skip -= 1
+                continue
+            cells, error = _parse_record(record, len(names))
+            rows.append(cells)
+            errors.append(error)
+            good_run = 0 if error else good_run + 1
+            if len(rows) >= _CAREFUL_WINDOW or good_run >= _CAREFUL_WINDOW:
+                yield _text_table(rows, names), errors
+                rows, errors = [], []
+            if good_run >= _CAREFUL_WINDOW:
+                return record.end, record.next_line
+    if rows:
+        yield _text_table(rows, names), errors
+    return None
+
+
+@dataclass
+class _Record:
+    """One CSV record: its first line, its bytes (``None`` when over :data:`MAX_ROW_BYTES`), where it ends."""
+
+    line: int
+    data: bytes | None
+    size: int
+    end: int
+    next_line: int
+
+
+# Lexer states, as pyarrow's: at a cell's start, in an unquoted cell, in a quoted one, just after a quote in one.
+_START, _UNQUOTED, _QUOTED, _QUOTE_SEEN = range(4)
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def _lex(state: int, data: bytes) -> int:
+    """The lexer state after ``data`` (no line ends in it) from ``state``."""
+    i, n = 0, len(data)
+    while i < n:
+        if state == _START:
+            if data[i] == 0x22:
+                state, i = _QUOTED, i + 1
+            else:
+                state = _UNQUOTED
+        elif state == _UNQUOTED:  # a quote matters only at a cell's start: after a comma
+            j = data.find(b',"', i)
+            if j < 0:
+                return _START if data[-1] == 0x2C else _UNQUOTED
+            state, i = _QUOTED, j + 2
+        elif state == _QUOTED:
+            j = data.find(b'"', i)
+            if j < 0:
+                return _QUOTED
+            state, i = _QUOTE_SEEN, j + 1
+        elif data[i] == 0x22:  # _QUOTE_SEEN: a doubled quote stays in the value
+            state, i = _QUOTED, i + 1
+        elif data[i] == 0x2C:
+            state, i = _START, i + 1
+        else:
+            state = _UNQUOTED
+    return state
+
+
+def _csv_records(handle: Any, offset: int, line: int) -> Iterator[_Record]:
+    """Records from the handle's position (byte ``offset``, line ``line``), blank lines skipped.
+
+    Memory holds about two blocks and one record; a record over
+    :data:`MAX_ROW_BYTES` is measured, not kept.
+    """
+    parts: list[bytes] = []
+    size, first, state = 0, line, _START
+    carry, base = b"", offset  # base: the file offset of buffer[0]
+    while True:
+        block = handle.read(_BLOCK)
+        buffer = carry + block
+        limit = len(buffer) - 1 if block and buffer.endswith(b"\r") else len(buffer)  # a CR may start a CRLF
+        pos = 0
+        for match in _EOL.finditer(buffer, 0, limit):
+            state = _lexed(state, buffer[pos:match.start()])
+            size += match.end() - pos
+            if size <= MAX_ROW_BYTES:
+                parts.append(buffer[pos:match.end()])
+            pos, line = match.end(), line + 1
+            if state != _QUOTED:
+                if (record := _finished(parts, size, first, base + pos, line)) is not None:
+                    yield record
+                parts, size, first, state = [], 0, line, _START
+        keep = buffer[pos:limit] if not block or len(buffer) - pos > _BLOCK else b""
+        if keep:  # the file's last line without its line end, or a very long line: lex it piece by piece
+            state = _lexed(state, keep)
+            size += len(keep)
+            parts = parts + [keep] if size <= MAX_ROW_BYTES else []
+        if not block:
+            if size and (record := _finished(parts, size, first, base + len(buffer), line + 1)) is not None:
+                yield record
+            return
+        carry = buffer[pos + len(keep):]
+        base += len(buffer) - len(carry)
+
+
+def _lexed(state: int, piece: bytes) -> int:
+    if state == _START and b'"' not in piece:
+        return _START  # no quote, no quoted value: the common case, without lexing
+    return _lex(state, piece)
+
+
+def _finished(parts: list[bytes], size: int, first: int, end: int, next_line: int) -> _Record | None:
+    """The record, or None for a blank line (pyarrow skips those too)."""
+    if size > MAX_ROW_BYTES:
+        return _Record(first, None, size, end, next_line)
+    data = b"".join(parts)
+    return _Record(first, data, size, end, next_line) if data.rstrip(b"\r\n") else None
+
+
+def _parse_record(record: _Record, width: int) -> tuple[list[str], str]:
+    """(cells, error) of one record; a bad record gets ``width`` cells (padded, cut or empty) and its error."""
+    import csv
+
+    where = f"line {record.line}"
+    if record.data is None:
+        return [""] * width, (f"{where}: row too large: {record.size:,} bytes; "
+                              f"allowed: at most {MAX_ROW_BYTES:,} bytes per row")
+    error = ""
+    try:
+        text = record.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = record.data.decode("utf-8", "replace")
+        error = (f"{where}: not UTF-8: byte 0x{record.data[exc.start]:02x} at byte {exc.start + 1} of the row; "
+                 "allowed: UTF-8 text")
+    try:
+        cells = next(csv.reader([text]), [])
+    except csv.Error as exc:
+        return [""] * width, f"{where}: unreadable row: {exc}"
+    if len(cells) != width and not error:
+        error = f"{where}: ragged row: {len(cells)} cells; allowed: {width}, one per header column"
+    return (cells + [""] * width)[:width], error
+
+
+# --- writing ------------------------------------------------------------------------------------
 
 
 class _Writer:
@@ -620,11 +898,13 @@ class _Writer:
     The first chunk fixes the schema (a column with no values yet is text);
     later chunks are cast to it. pyarrow's CSV writer is about 20 times faster
     than pandas' and writes a missing value as an empty cell; it quotes text.
+    ``excel_safe`` (CSV only) prefixes formula-like text cells with ``'``.
     """
 
-    def __init__(self, path: Path, suffix: str):
+    def __init__(self, path: Path, suffix: str, *, excel_safe: bool = False):
         self.path = path
         self.suffix = suffix
+        self.excel_safe = excel_safe and suffix == ".csv"
         self._writer: Any = None
         self._schema: Any = None
 
@@ -644,7 +924,12 @@ class _Writer:
             fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
             self._schema = pa.schema(fields)
             self._writer = self._open(self._schema)
-        self._writer.write_table(pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False))
+        try:
+            table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise BatchInputError(f"output {self.path.name}: a chunk does not fit the first chunk's columns "
+                                  f"and types: {exc}") from None
+        self._writer.write_table(_excel_safe(table) if self.excel_safe else table)
 
     def _open(self, schema: Any) -> Any:
         if self.suffix == ".parquet":
@@ -654,3 +939,21 @@ class _Writer:
         import pyarrow.csv as pc
 
         return pc.CSVWriter(self.path, schema.remove_metadata())
+
+
+def _excel_safe(table: Any) -> Any:
+    """The table with every formula-like text cell prefixed by ``'`` (see :func:`~lupus_rules.output.formula_like`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = []
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            risky = pc.and_(pc.match_substring_regex(column, r"^[=+\-@\t\r]"),
+                            pc.invert(pc.match_substring_regex(column, _NUMBER_PATTERN)))
+            column = pc.if_else(pc.fill_null(risky, False), pc.binary_join_element_wise("'", column, ""), column)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+_NUMBER_PATTERN = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"

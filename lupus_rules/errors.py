@@ -19,6 +19,7 @@ __all__ = [
     "GenerateError",
     "SuiteProblem",
     "SuiteFormatError",
+    "OptionError",
 ]
 
 
@@ -112,3 +113,7 @@ class SuiteFormatError(LupusRulesError, ValueError):
     def __init__(self, problems: Sequence[SuiteProblem]):
         self.problems = list(problems)
         super().__init__("malformed scenario suite:\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+class OptionError(LupusRulesError, ValueError):
+    """An option of a function or command has a value it cannot take; the message names option, value and range."""

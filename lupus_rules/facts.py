@@ -10,8 +10,13 @@ baseline) so that rules compare plain numbers; both engines use
 from __future__ import annotations
 
 import math
+import re
+import sys
+import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
+from numbers import Real
 from typing import Literal
 
 import numpy as np
@@ -27,6 +32,8 @@ __all__ = [
     "MANIFESTATIONS",
     "Patient",
     "validate_patient",
+    "read_cell",
+    "is_unknown",
     "compute_measures",
     "quantize",
     "csv_cell",
@@ -142,9 +149,6 @@ MEASURE_INPUTS: dict[str, tuple[str, str]] = {
     "egfr_change_pct": ("egfr", "egfr_baseline"),
 }
 
-_TRUE = {"true"}
-_FALSE = {"false", ""}
-
 
 #: Numbers (facts, measures, rule thresholds) are rounded to this many decimals, so that every
 #: engine compares the same values; durable-rules sees them as integers of 10**-DECIMALS units.
@@ -246,23 +250,29 @@ def validate_patient(data: Mapping[str, object] | Patient) -> Patient:
     """Check and type one patient's facts; raise with every bad field named.
 
     Accepts Python values (``True``, ``{"nephritis"}``, ``45.0``) and CSV cell
-    strings (``"true"``, ``"joint;nephritis"``, ``"45"``, ``""``). Missing facts
-    take their defaults. Raises :class:`PatientValidationError` listing each
-    field, the value given and what is allowed.
+    strings (``"true"``, ``"joint;nephritis"``, ``"45"``, ``""``), each read by
+    :func:`read_cell` (the reading rules are in this module's docstring).
+    Missing facts take their defaults. Raises :class:`PatientValidationError`
+    listing each field, the value given and what is allowed; anything that is
+    not a mapping of fact names (``None``, a string) is refused the same way.
     """
     if isinstance(data, Patient):
         return data
+    if not isinstance(data, Mapping):
+        if not (hasattr(data, "keys") and hasattr(data, "items")):  # a pandas Series (one row) is read as a mapping
+            raise PatientValidationError([FieldError("patient", _shown(data), _PATIENT_ALLOWED)])
+        data = dict(data.items())
     errors: list[FieldError] = []
     values: dict[str, object] = {}
     for key in data:
         if key not in FACTS:
-            errors.append(FieldError(str(key), data[key], "a known fact: " + ", ".join(FACTS)))
+            errors.append(FieldError(str(key), _shown(data[key]), "a known fact: " + ", ".join(FACTS)))
     for name, spec in FACTS.items():
         raw = data.get(name, None)
         try:
-            values[name] = _coerce(spec, raw)
-        except ValueError:
-            errors.append(FieldError(name, raw, spec.allowed_text()))
+            values[name] = _read(spec, raw)
+        except _Refused as refused:
+            errors.append(FieldError(name, _shown(raw), spec.allowed_text() + refused.note))
     if errors:
         raise PatientValidationError(errors)
     arrays = {name: np.array([np.nan if values[name] is None else values[name]], dtype=float)
@@ -273,69 +283,165 @@ def validate_patient(data: Mapping[str, object] | Patient) -> Patient:
     return Patient(values)
 
 
-def _is_missing(raw: object) -> bool:
+_PATIENT_ALLOWED = "a mapping of fact names to values, e.g. {'egfr': 45, 'manifestations': 'nephritis'}"
+
+
+def read_cell(name: str, raw: object) -> object:
+    """What one cell means for fact ``name``: the typed value, or the fact's default when unknown.
+
+    The one reading every path shares (:func:`validate_patient`,
+    :func:`validate_frame`, both engines); the rules are in this module's
+    docstring. A number comes back as a float rounded by :func:`quantize`
+    (``None`` = unknown), a set as a frozenset. Raises
+    :class:`PatientValidationError` (one :class:`FieldError`) for a cell the
+    fact does not allow.
+    """
+    spec = FACTS[name]
+    try:
+        return _read(spec, raw)
+    except _Refused as refused:
+        raise PatientValidationError([FieldError(name, _shown(raw), spec.allowed_text() + refused.note)]) from None
+
+
+def is_unknown(raw: object) -> bool:
+    """Whether a cell means "unknown": ``None``, blank text, or a missing-value marker of any library.
+
+    Blank text is empty or only whitespace (spaces, tabs, line breaks,
+    Unicode spaces such as no-break space). Markers: NaN of any float type
+    (``float``, numpy, ``Decimal('NaN')`` and ``Decimal('sNaN')``),
+    ``pd.NA``, ``pd.NaT`` and numpy's ``NaT``. Any other value is known (and
+    may still be refused by the fact).
+    """
     if raw is None:
         return True
-    if isinstance(raw, float) and math.isnan(raw):
-        return True
-    return isinstance(raw, str) and raw.strip() == ""
+    if isinstance(raw, str):
+        return raw == "" or (raw.isspace() and _invisible(raw) is None)
+    if isinstance(raw, (float, np.floating)):
+        return math.isnan(raw)
+    if isinstance(raw, Decimal):
+        return raw.is_nan()
+    if isinstance(raw, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(raw))
+    pandas = sys.modules.get("pandas")  # pd.NA and pd.NaT exist only once pandas is imported
+    return pandas is not None and (raw is pandas.NA or raw is pandas.NaT)
 
 
-def _coerce(spec: FactSpec, raw: object) -> object:
-    """Turn one raw value into the fact's type, or raise ValueError."""
-    if spec.kind == "set":
-        return _coerce_set(spec, raw)
-    if _is_missing(raw):
+class _Refused(ValueError):
+    """A cell the fact does not allow; ``note`` adds why, when the allowed text alone would not show it."""
+
+    def __init__(self, note: str = ""):
+        super().__init__(note)
+        self.note = note
+
+
+class _Described:
+    """Stands in for a value whose repr cannot be built (an int of more than 4300 digits)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Described) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+_REPR_DIGITS = 4000  # Python refuses int -> text beyond 4300 digits (sys.int_info.default_max_str_digits)
+
+
+def _shown(raw: object) -> object:
+    """The value an error message shows: ``raw`` itself unless its repr would fail."""
+    if isinstance(raw, int) and raw.bit_length() > _REPR_DIGITS * 3.32:
+        return _Described(f"<an integer of about {int(raw.bit_length() / 3.3219)} digits>")
+    return raw
+
+
+#: ASCII whitespace; Python's str.strip() also removes it (and Unicode spaces) around a cell.
+_PAD = " \t\n\v\f\r"
+_INVISIBLE = ("Cc", "Cf", "Cs")  # control, format (zero-width space, BOM, bidi marks), lone surrogate
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+
+
+def _invisible(text: str) -> str | None:
+    """The first control or invisible character in ``text`` (tab and line breaks excepted), if any."""
+    if text.isprintable():
+        return None
+    for char in text:
+        if char not in _PAD and unicodedata.category(char) in _INVISIBLE:
+            return char
+    return None
+
+
+def _read(spec: FactSpec, raw: object) -> object:
+    """Turn one raw cell into the fact's type (its default when unknown), or raise _Refused."""
+    if isinstance(raw, str):
+        return _read_text(spec, raw)
+    if is_unknown(raw):
         return spec.default
+    if spec.kind == "set":
+        return _read_members(spec, raw)
     if spec.kind == "bool":
-        return _coerce_bool(raw)
+        if isinstance(raw, (bool, np.bool_)):
+            return bool(raw)
+        raise _Refused()
     if spec.kind == "status":
-        if isinstance(raw, str) and raw.strip() in spec.allowed:
-            return raw.strip()
-        raise ValueError(raw)
-    return _coerce_number(spec, raw)
+        raise _Refused()
+    return _in_range(spec, _typed_number(raw))
 
 
-def _coerce_set(spec: FactSpec, raw: object) -> frozenset[str]:
-    if _is_missing(raw):
-        return frozenset()
-    if isinstance(raw, str):
-        items = [part.strip() for part in raw.split(";") if part.strip()]
-    elif isinstance(raw, (set, frozenset, list, tuple)):
-        items = list(raw)
-    else:
-        raise ValueError(raw)
-    if any(not isinstance(item, str) or item not in spec.allowed for item in items):
-        raise ValueError(raw)
-    return frozenset(items)
+def _read_text(spec: FactSpec, raw: str) -> object:
+    char = _invisible(raw)
+    if char is not None:
+        position = raw.index(char) + 1
+        raise _Refused(f" (no control or invisible characters; found U+{ord(char):04X} at character {position})")
+    text = raw.strip()
+    if text == "":
+        return spec.default
+    if spec.kind == "set":
+        return _read_members(spec, [part.strip() for part in text.split(";") if part.strip()])
+    if spec.kind == "bool":
+        lowered = text.lower() if text.isascii() else ""
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        raise _Refused()
+    if spec.kind == "status":
+        if text in spec.allowed:
+            return text
+        raise _Refused()
+    if not _NUMBER.match(text):
+        digit = next((c for c in text if c.isdigit() and not c.isascii()), None)
+        raise _Refused("" if digit is None else f" (digits 0-9 only; found U+{ord(digit):04X})")
+    return _in_range(spec, float(text))
 
 
-def _coerce_bool(raw: object) -> bool:
-    if isinstance(raw, (bool, np.bool_)):
-        return bool(raw)
-    if isinstance(raw, str):
-        text = raw.strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-    raise ValueError(raw)
+def _read_members(spec: FactSpec, raw: object) -> frozenset[str]:
+    if not isinstance(raw, (set, frozenset, list, tuple)):
+        raise _Refused()
+    if any(not isinstance(item, str) or item not in spec.allowed for item in raw):
+        raise _Refused()
+    return frozenset(raw)
 
 
-def _coerce_number(spec: FactSpec, raw: object) -> float:
-    if isinstance(raw, (bool, np.bool_)):
-        raise ValueError(raw)
-    if isinstance(raw, str):
-        raw = raw.strip()
+def _typed_number(raw: object) -> float:
+    """A Python or numpy number as a float; bools, dates, durations, complex and the rest are refused."""
+    if isinstance(raw, (bool, np.bool_, np.datetime64, np.timedelta64)) or not isinstance(raw, (Real, Decimal)):
+        raise _Refused()
     try:
-        number = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(raw) from None
-    if not math.isfinite(number):
-        raise ValueError(raw)
+        return float(raw)  # type: ignore[arg-type]
+    except (OverflowError, ValueError, TypeError):  # an int beyond float's range
+        raise _Refused() from None
+
+
+def _in_range(spec: FactSpec, number: float) -> float:
     assert spec.minimum is not None and spec.maximum is not None
-    if not spec.minimum <= number <= spec.maximum:
-        raise ValueError(raw)
+    if not (math.isfinite(number) and spec.minimum <= number <= spec.maximum):
+        raise _Refused()
     return float(quantize(number))
 
 
@@ -476,7 +582,14 @@ def _native(value: object) -> object:
 
 
 def _message(spec: FactSpec, raw: object) -> str:
-    return str(FieldError(spec.name, _native(raw), spec.allowed_text()))
+    """The error text validate_patient gives for this cell (same value shown, same allowed text and note)."""
+    raw = _native(raw)
+    try:
+        _read(spec, raw)
+        note = ""  # not reached for a refused cell; kept total for safety
+    except _Refused as refused:
+        note = refused.note
+    return str(FieldError(spec.name, _shown(raw), spec.allowed_text() + note))
 
 
 def _validate_column(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -498,6 +611,7 @@ def _validate_column(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.
 
 
 def _all_strings(column: pd.Series) -> bool:
+    """Text cells only, missing ones aside (pandas' missing markers are all unknowns, see is_unknown)."""
     import pandas as pd
 
     dtype = column.dtype
@@ -505,7 +619,12 @@ def _all_strings(column: pd.Series) -> bool:
         return pd.api.types.infer_dtype(dtype.categories, skipna=True) in ("string", "empty")
     if pd.api.types.is_string_dtype(dtype) and not isinstance(dtype, np.dtype):
         return True
-    return dtype == object and pd.api.types.infer_dtype(column, skipna=False) in ("string", "empty")
+    if dtype != object:
+        return False
+    try:
+        return pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty")
+    except (TypeError, ArithmeticError):  # e.g. Decimal('sNaN') cannot be compared: judge cell by cell
+        return False
 
 
 def _from_bools(spec: FactSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -540,8 +659,9 @@ def _from_strings(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.nda
 
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     distinct = np.asarray(uniques, dtype=object)
-    if spec.kind == "number" and len(distinct) > _MANY_UNIQUES:
-        typed, bad = _parse_numbers(spec, distinct)
+    texts = _arrow_texts(distinct) if spec.kind == "number" and len(distinct) > _MANY_UNIQUES else None
+    if texts is not None:
+        typed, bad = _number_verdicts(spec, texts)
     else:
         typed, bad = _coerce_each(spec, distinct)
     default = _default_values(spec, 1)
@@ -560,13 +680,10 @@ def _from_strings(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.nda
 def _from_arrow(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Arrow-backed text columns (CSV reads, pandas' default ``str``): parsed by Arrow kernels.
 
-    Numbers are cast by Arrow when every cell is ASCII and Arrow accepts them
-    all (its grammar is a subset of Python's ``float()``, with the same
-    correctly rounded result); other facts look their cells up among the
-    canonical spellings (``true``, ``effective``, ``joint;nephritis`` ...),
-    typed once by :func:`validate_patient`'s own coercion. Any other cell
-    goes the general way. ``None``: not an Arrow column, or a number cell
-    Arrow refuses (then the caller takes the general way for the column).
+    Numbers: see :func:`_number_verdicts`. Other facts look their cells up
+    among the canonical spellings (``true``, ``effective``,
+    ``joint;nephritis`` ...), typed once by :func:`read_cell`'s own reading.
+    Any other cell goes the general way. ``None``: not an Arrow column.
     """
     import pandas as pd
     import pyarrow as pa
@@ -575,38 +692,88 @@ def _from_arrow(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.ndarr
     if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
         return None
     cells = pa.array(column.array)
+    if isinstance(cells, pa.ChunkedArray):
+        cells = cells.combine_chunks()
     if spec.kind == "number":
         return _arrow_numbers(spec, cells)
     return _arrow_lookup(spec, column, cells)
 
 
-def _arrow_numbers(spec: FactSpec, cells: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _arrow_numbers(spec: FactSpec, cells: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    numbers, bad = _number_verdicts(spec, cells)
+    rows = np.flatnonzero(bad)
+    return numbers, rows, _arrow_messages(spec, cells, rows)
+
+
+def _arrow_messages(spec: FactSpec, cells: pa.Array, rows: np.ndarray) -> np.ndarray:
+    """The error text of each bad row, built once per distinct bad cell."""
+    import pyarrow.compute as pc
+
+    if not len(rows):
+        return np.empty(0, object)
+    encoded = pc.dictionary_encode(cells.take(rows))
+    texts = [_message(spec, cell) for cell in encoded.dictionary.to_pylist()]
+    return np.array(texts, dtype=object)[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)]
+
+
+def _number_verdicts(spec: FactSpec, cells: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(numbers, bad) for text cells of a number fact, equal to :func:`read_cell` cell by cell.
+
+    Clean columns take one Arrow cast: for finite values Arrow's grammar is
+    the module's number grammar (ASCII digits, sign, point, exponent) and its
+    result is correctly rounded like ``float()``; tests/test_hostile_cells.py
+    checks both. A column with any other cell (padding, typos, control or
+    non-ASCII characters) takes :func:`_careful_verdicts`.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    parsed = blank = None
-    for trim in (False, True):  # most cells need no trimming; Arrow's cast refuses any space
-        if trim:
-            if pc.all(pc.string_is_ascii(cells)).as_py() is False:
-                return None  # Python strips some non-ASCII spaces: leave those to float()
-            cells_to_cast = pc.utf8_trim_whitespace(cells)  # ASCII: a subset of what str.strip() removes
-        else:
-            cells_to_cast = cells
-        blank = pc.fill_null(pc.equal(cells_to_cast, ""), True)
-        try:
-            parsed = pc.cast(pc.if_else(blank, pa.scalar(None, pa.string()), cells_to_cast), pa.float64())
-            break
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            parsed = None
-    if parsed is None:
-        return None
+    blank = pc.fill_null(pc.equal(cells, ""), True)
+    try:
+        parsed = pc.cast(pc.if_else(blank, pa.scalar(None, pa.string()), cells), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _careful_verdicts(spec, cells)
     numbers = np.array(parsed.to_numpy(zero_copy_only=False), dtype=float)
-    blank_rows = np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
+    return _range_verdicts(spec, numbers, np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool))
+
+
+def _range_verdicts(spec: FactSpec, numbers: np.ndarray, unknown: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore"):
-        ok = blank_rows | (np.isfinite(numbers) & (numbers >= spec.minimum) & (numbers <= spec.maximum))
-    rows = np.flatnonzero(~ok)
-    numbers[rows] = np.nan
-    return numbers, rows, np.array([_message(spec, cells[int(i)].as_py()) for i in rows], dtype=object)
+        ok = unknown | (np.isfinite(numbers) & (numbers >= spec.minimum) & (numbers <= spec.maximum))
+    numbers[~ok] = np.nan
+    return numbers, ~ok
+
+
+def _careful_verdicts(spec: FactSpec, cells: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """ASCII cells by the grammar (after trimming ASCII spaces) and Arrow; the rest by read_cell, once each."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ascii_ = pc.fill_null(pc.string_is_ascii(cells), True)
+    trimmed = pc.utf8_trim(cells, characters=_PAD)
+    blank = pc.and_(ascii_, pc.fill_null(pc.equal(trimmed, ""), True))
+    grammar = pc.and_(ascii_, pc.fill_null(pc.match_substring_regex(trimmed, "^" + _NUMBER.pattern[:-2] + "$"),
+                                           False))
+    parsed = pc.cast(pc.if_else(grammar, trimmed, pa.scalar(None, pa.string())), pa.float64())
+    numbers = np.array(parsed.to_numpy(zero_copy_only=False), dtype=float)
+    numbers, bad = _range_verdicts(spec, numbers, np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool))
+    other = np.flatnonzero(~np.asarray(pc.or_(blank, grammar).to_numpy(zero_copy_only=False), dtype=bool))
+    if len(other):
+        encoded = pc.dictionary_encode(cells.take(other))
+        typed, refused = _coerce_each(spec, np.array(encoded.dictionary.to_pylist() + [None], dtype=object)[:-1])
+        codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
+        numbers[other], bad[other] = typed[codes], refused[codes]
+    return numbers, bad
+
+
+def _arrow_texts(distinct: np.ndarray) -> pa.Array | None:
+    """Distinct Python strings as an Arrow array; None when Arrow cannot hold one (a lone surrogate)."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(distinct, type=pa.string(), from_pandas=False)
+    except (pa.ArrowException, UnicodeError, TypeError):
+        return None
 
 
 def _canonical(spec: FactSpec) -> list[str]:
@@ -653,8 +820,8 @@ def _coerce_each(spec: FactSpec, distinct: np.ndarray) -> tuple[np.ndarray, np.n
     bad = np.zeros(len(distinct), dtype=bool)
     for i, raw in enumerate(distinct):
         try:
-            value = _coerce(spec, raw)
-        except ValueError:
+            value = _read(spec, raw)
+        except _Refused:
             bad[i] = True
             continue
         if spec.kind == "set":
@@ -664,22 +831,6 @@ def _coerce_each(spec: FactSpec, distinct: np.ndarray) -> tuple[np.ndarray, np.n
         else:
             typed[i] = np.nan if value is None else value
     return typed, bad
-
-
-def _parse_numbers(spec: FactSpec, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Many distinct number strings: numpy's str→float cast is Python's ``float()``, in C."""
-    text = distinct.astype(str)
-    numbers = np.full(len(text), np.nan)
-    filled = np.char.strip(text) != ""  # blank = unknown, as in validate_patient
-    try:
-        numbers[filled] = text[filled].astype(float)
-    except ValueError:  # some cell is not a number: judge each one (still once per distinct value)
-        return _coerce_each(spec, distinct)
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(numbers) & (numbers >= spec.minimum) & (numbers <= spec.maximum)
-    bad = ~ok & filled
-    numbers[~ok] = np.nan
-    return numbers, bad
 
 
 def _from_objects(spec: FactSpec, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

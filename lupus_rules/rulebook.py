@@ -12,12 +12,28 @@ citations, unknown agents/flags, derived facts no rule consumes or no rule
 derives, and dependency cycles. Rules are assigned *strata* (a rule's stratum
 is one more than the highest stratum of any rule deriving a fact it tests), the
 order in which both engines fire them.
+
+It also refuses what an engine could not run or a reader could not trust, so
+every rulebook it returns runs on both engines and hashes to one version:
+
+* files: regular files only (no FIFO, device, folder or dangling link), UTF-8
+  text, at most :data:`MAX_FILE_BYTES` each (read with a bounded read);
+* data: only text, numbers, true/false, null, lists and mappings with text keys
+  (no ``!!set``, ``!!binary`` or dates), finite numbers, whole numbers within
+  ±2**53, at most :data:`MAX_DEPTH` levels deep and :data:`MAX_VALUES` values per
+  file once YAML aliases are expanded (a "billion laughs" file is refused);
+* fields: names (ids, facts, agents, flags, derived facts) are text, ranks are
+  1..:data:`MAX_RANK`, thresholds are within ±:data:`MAX_THRESHOLD`, and at
+  most :data:`MAX_RULES` rules fall into at most :data:`MAX_STRATA` strata.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import math
+import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -39,7 +55,15 @@ __all__ = [
     "OPERATORS",
     "DEFAULT_RULES_DIR",
     "load_rulebook",
+    "parse_rule_text",
     "rulebook_from_documents",
+    "MAX_FILE_BYTES",
+    "MAX_VALUES",
+    "MAX_DEPTH",
+    "MAX_STRATA",
+    "MAX_RULES",
+    "MAX_RANK",
+    "MAX_THRESHOLD",
 ]
 
 # The C-accelerated safe loader when libyaml is present: safe (no object construction), ~10x faster.
@@ -47,6 +71,22 @@ _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 #: The folder holding the shipped rule files.
 DEFAULT_RULES_DIR = Path(__file__).parent / "rules"
+
+#: Largest rule file read, in bytes (8 MiB; the shipped files are about 10 KiB each).
+MAX_FILE_BYTES = 8 * 1024 * 1024
+#: Most values (scalars, lists, mappings) one file may hold once YAML aliases are expanded.
+MAX_VALUES = 1_000_000
+#: Deepest nesting of lists and mappings in a rule file (the shipped files nest 6 levels).
+MAX_DEPTH = 32
+#: Most strata (levels of derived-fact dependencies) a rulebook may have; both engines run this many.
+MAX_STRATA = 200
+#: Most rules in a rulebook (durable-rules holds at most 4 096 per ruleset; 2 000 is the measured, supported size).
+MAX_RULES = 4000
+#: Largest recommendation rank (ranks are 1..MAX_RANK; the engines hold them as 32-bit integers).
+MAX_RANK = 10**6
+#: Largest threshold magnitude in a condition (durable compares integers of 10**-6 units in 64 bits).
+MAX_THRESHOLD = 1e12
+_MAX_INT = 2**53  # whole numbers anywhere in a file: exact as floats and in JSON
 
 #: Operators a condition may use, by the kind of fact it tests.
 OPERATORS: dict[str, tuple[str, ...]] = {
@@ -252,22 +292,90 @@ def load_rulebook(path: str | Path | None = None) -> Rulebook:
     listing every problem found, each with file, rule id and field.
     """
     path = Path(path) if path is not None else DEFAULT_RULES_DIR
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        raise RulebookError([RuleProblem(str(path), None, None, "no such file or folder")]) from None
+    if stat.S_ISDIR(mode):
         files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
-    elif path.is_file():
-        files = [path]
     else:
-        raise RulebookError([RuleProblem(str(path), None, None, "no such file or folder")])
+        files = [path]
     docs: list[tuple[str, Any]] = []
     problems: list[RuleProblem] = []
     for file in files:
         try:
-            docs.append((file.name, yaml.load(file.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)))
-        except yaml.YAMLError as exc:
-            problems.append(RuleProblem(file.name, None, None, f"not valid YAML: {exc}"))
+            docs.append((file.name, parse_rule_text(file.name, _read_rule_file(file))))
+        except RulebookError as exc:
+            problems += exc.problems
     if problems:
         raise RulebookError(problems)
     return rulebook_from_documents(docs, source=str(path))
+
+
+def parse_rule_text(name: str, text: str) -> Any:
+    """The data of one rule file's text, parsed with YAML's safe loader; RulebookError names ``name``."""
+    try:
+        return yaml.load(text, Loader=_SAFE_LOADER)
+    except yaml.YAMLError as exc:
+        message = f"not valid YAML: {exc}"
+    except RecursionError:
+        message = f"not usable YAML: nested too deeply (at most {MAX_DEPTH} levels)"
+    except (ValueError, OverflowError, TypeError) as exc:  # e.g. a date like 2025-13-45
+        message = f"not usable YAML: {exc} (quote the value to make it text)"
+    raise RulebookError([RuleProblem(name, None, None, message)])
+
+
+def _read_rule_file(file: Path) -> str:
+    """The text of a rule file: a regular UTF-8 file of at most MAX_FILE_BYTES, never blocking."""
+    try:
+        info = os.stat(file)
+    except FileNotFoundError:
+        broken = os.path.islink(file)
+        raise _file_error(file, "a symbolic link to nothing (dangling link)" if broken else "no such file")
+    except OSError as exc:
+        raise _file_error(file, f"cannot be read: {exc.strerror or exc}") from None
+    _check_regular(file, info)
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise _file_error(file, f"cannot be read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        _check_regular(file, os.fstat(fd))  # the file may have been swapped since the stat
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise _file_error(file, f"larger than {MAX_FILE_BYTES:,} bytes; split the rules over several files")
+    return _decode(file, data)
+
+
+def _check_regular(file: Path, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise _file_error(file, f"not a regular file ({_file_kind(info.st_mode)}); a rule file must be a plain "
+                          "YAML file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise _file_error(file, f"larger than {MAX_FILE_BYTES:,} bytes ({info.st_size:,}); split the rules "
+                          "over several files")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((word for test, word in kinds if test(mode)), "not a plain file")
+
+
+def _decode(file: Path, data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _file_error(file, "UTF-16 text; save the file as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise _file_error(file, f"not UTF-8 text: byte {data[exc.start:exc.start + 1]!r} at offset {exc.start} "
+                          f"(line {line}); save the file as UTF-8") from None
+    return text.removeprefix("\ufeff")
+
+
+def _file_error(file: Path, message: str) -> RulebookError:
+    return RulebookError([RuleProblem(file.name, None, None, message)])
 
 
 def rulebook_from_documents(docs: list[tuple[str, Any]], source: str = "") -> Rulebook:
@@ -279,7 +387,10 @@ class _Loader:
     """Collects every problem across all documents before raising, so authors fix them in one pass."""
 
     def __init__(self, docs: list[tuple[str, Any]], source: str):
-        self.docs = [(name, copy.deepcopy(data)) for name, data in docs]
+        shape = [problem for name, data in docs for problem in _shape_problems(str(name), data)]
+        if shape:
+            raise RulebookError(shape)
+        self.docs = [(str(name), copy.deepcopy(data)) for name, data in docs]
         self.source = source
         self.problems: list[RuleProblem] = []
 
@@ -291,17 +402,17 @@ class _Loader:
         agents = self._agents(meta, meta_file)
         flags = self._mapping(meta, meta_file, "flags")
         derived = self._mapping(meta, meta_file, "derived_facts")
-        references = {int(k): str(v) for k, v in (meta.get("references") or {}).items()
-                      if str(k).isdigit()}
-        if not references:
-            self.problem(meta_file, None, "references", "at least one numbered reference is required")
+        references = self._references(meta, meta_file)
         rules, order = self._rules(agents, flags, derived, references)
         self._check_derived_use(rules)
+        if len(rules) > MAX_RULES:
+            self.problem(self.source or "rulebook", None, "rules", f"{len(rules):,} rules; allowed: at most "
+                         f"{MAX_RULES:,} (the durable engine's limit)")
         gaps = self._gaps(meta, meta_file, derived)
         strata = self._strata(rules)
         if self.problems:
             raise RulebookError(self.problems)
-        version = _content_hash(meta, [r.to_data() for r in rules])
+        version = _content_hash({**meta, "references": references}, [r.to_data() for r in rules])
         rules = [replace(r, stratum=strata[r.id], position=order[r.id]) for r in rules]
         rules.sort(key=lambda r: (r.stratum, r.position))
         return Rulebook(tuple(rules), agents, flags, derived, references, meta, version, self.source, gaps)
@@ -330,19 +441,51 @@ class _Loader:
             self.problem(name, None, f"rulebook.{key}", f"unknown key; allowed: {', '.join(sorted(_META_KEYS))}")
         return meta, name
 
+    def _references(self, meta: dict[str, Any], file: str) -> dict[int, str]:
+        raw = meta.get("references") or {}
+        if not isinstance(raw, dict):
+            self.problem(file, None, "references", "must be a mapping of number: reference text")
+            raw = {}
+        references: dict[int, str] = {}
+        for key, text in raw.items():
+            number = key if isinstance(key, int) and not isinstance(key, bool) else None
+            if isinstance(key, str) and key.isascii() and key.isdigit():
+                number = int(key)
+            if number is None or not 1 <= number <= MAX_RANK or not isinstance(text, str):
+                self.problem(file, None, f"references.{key}", f"got {key!r}: {text!r}; allowed: a whole number "
+                             f"from 1 to {MAX_RANK:,} with the reference as text")
+            else:
+                references[number] = text
+        if not references and not any(p.field and p.field.startswith("references") for p in self.problems):
+            self.problem(file, None, "references", "at least one numbered reference is required")
+        return dict(sorted(references.items()))
+
     def _agents(self, meta: dict[str, Any], file: str) -> dict[str, Agent]:
         agents: dict[str, Agent] = {}
-        for code, info in (meta.get("agents") or {}).items():
-            info = info if isinstance(info, dict) else {"name": str(info)}
-            agents[str(code)] = Agent(str(code), str(info.get("name", code)), bool(info.get("foundation", False)))
+        raw = meta.get("agents") or {}
+        if not isinstance(raw, dict):
+            self.problem(file, None, "agents", "must be a mapping of code: {name, foundation}")
+            raw = {}
+        for code, info in raw.items():
+            info = info if isinstance(info, dict) else {"name": info}
+            name, foundation = info.get("name", code), info.get("foundation", False)
+            if not isinstance(name, str) or not isinstance(foundation, bool) or set(info) - {"name", "foundation"}:
+                self.problem(file, None, f"agents.{code}", f"got {info!r}; allowed: a name (text) or "
+                             "{name: text, foundation: true/false}")
+                continue
+            agents[code] = Agent(code, name, foundation)
         if not agents:
             self.problem(file, None, "agents", "at least one agent is required")
         return agents
 
     def _gaps(self, meta: dict[str, Any], file: str, derived: dict[str, str]) -> tuple[AcceptedGap, ...]:
         gaps = []
-        for i, item in enumerate(meta.get("accepted_gaps") or []):
-            if not isinstance(item, dict) or not item.get("id") or not item.get("description"):
+        raw = meta.get("accepted_gaps") or []
+        if not isinstance(raw, list):
+            self.problem(file, None, "accepted_gaps", "must be a list of {id, description, when}")
+            raw = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict) or not _is_text(item.get("id")) or not _is_text(item.get("description")):
                 self.problem(file, None, f"accepted_gaps[{i}]", "needs 'id', 'description' and 'when'")
                 continue
             when = self._conditions(file, str(item["id"]), item.get("when"), derived)
@@ -354,7 +497,10 @@ class _Loader:
         if not isinstance(value, dict):
             self.problem(file, None, key, "must be a mapping of code: description")
             return {}
-        return {str(k): str(v) for k, v in value.items()}
+        for code, text in value.items():
+            if not isinstance(text, str):
+                self.problem(file, None, f"{key}.{code}", f"got {text!r}; allowed: a description (text)")
+        return {k: v for k, v in value.items() if isinstance(v, str)}
 
     # -- rules ----------------------------------------------------------------------
 
@@ -392,6 +538,8 @@ class _Loader:
         for key in ("title", "section", "rationale"):
             if not isinstance(entry.get(key), str) or not entry[key].strip():
                 self.problem(file, rule_id, key, "missing (a non-empty text is required)")
+        if entry.get("note") is not None and not isinstance(entry["note"], str):
+            self.problem(file, rule_id, "note", f"got {entry['note']!r}; allowed: text")
         citation = self._citation(file, rule_id, entry.get("citation"), references)
         when = self._conditions(file, rule_id, entry.get("when"), derived)
         then = entry.get("then")
@@ -436,7 +584,7 @@ class _Loader:
         items = raw if isinstance(raw, list) else [raw]
         out = []
         for item in items:
-            if item not in vocabulary:
+            if not isinstance(item, str) or item not in vocabulary:
                 self.problem(file, rule_id, fld, f"unknown {what} {item!r}; allowed: {', '.join(vocabulary)}")
             else:
                 out.append(item)
@@ -451,15 +599,19 @@ class _Loader:
             if not isinstance(item, dict) or "agent" not in item or "rank" not in item:
                 self.problem(file, rule_id, fld, "must be a mapping with 'agent' and 'rank' (and optional 'note')")
                 continue
-            if item["agent"] not in agents:
+            if not isinstance(item["agent"], str) or item["agent"] not in agents:
                 self.problem(file, rule_id, fld + ".agent",
                              f"unknown agent {item['agent']!r}; allowed: {', '.join(agents)}")
                 continue
-            rank = item["rank"]
-            if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-                self.problem(file, rule_id, fld + ".rank", f"got {rank!r}; allowed: a whole number >= 1")
+            rank, note = item["rank"], item.get("note") or ""
+            if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= MAX_RANK:
+                self.problem(file, rule_id, fld + ".rank", f"got {rank!r}; allowed: a whole number from 1 to "
+                             f"{MAX_RANK:,}")
                 continue
-            out.append(RecommendationSpec(item["agent"], rank, str(item.get("note", "") or "")))
+            if not isinstance(note, str) or set(item) - {"agent", "rank", "note"}:
+                self.problem(file, rule_id, fld, "allowed keys: agent, rank and note (text)")
+                continue
+            out.append(RecommendationSpec(item["agent"], rank, note))
         return tuple(out)
 
     def _conditions(self, file, rule_id, raw, derived) -> tuple[Condition, ...]:
@@ -484,7 +636,7 @@ class _Loader:
                 name = item[kind]
                 if len(item) != 1:
                     self.problem(file, rule_id, fld, f"'{kind}' takes no other keys")
-                if name not in derived:
+                if not isinstance(name, str) or name not in derived:
                     self.problem(file, rule_id, f"{fld}.{kind}",
                                  f"unknown derived fact {name!r}; allowed: {', '.join(derived)}")
                     return None
@@ -494,13 +646,13 @@ class _Loader:
             self.problem(file, rule_id, fld, f"unknown keys {sorted(extra)}; allowed: fact, op, value "
                          "(or derived / not_derived)")
         name = item.get("fact")
-        spec = FACTS.get(name) or MEASURES.get(name)
+        spec = (FACTS.get(name) or MEASURES.get(name)) if isinstance(name, str) else None
         if spec is None:
             self.problem(file, rule_id, f"{fld}.fact", f"unknown fact {name!r}; allowed: "
                          f"{', '.join(list(FACTS) + list(MEASURES))}")
             return None
         op = item.get("op")
-        if op not in OPERATORS[spec.kind]:
+        if not isinstance(op, str) or op not in OPERATORS[spec.kind]:
             self.problem(file, rule_id, f"{fld}.op", f"unknown operator {op!r} for {spec.kind} fact {name}; "
                          f"allowed: {', '.join(OPERATORS[spec.kind])}")
             return None
@@ -549,9 +701,13 @@ class _Loader:
             if rule_id in visiting:
                 cycle = visiting[visiting.index(rule_id):] + [rule_id]
                 raise _Cycle(cycle)
+            if len(visiting) >= MAX_STRATA:  # bounds the recursion before the level is known
+                raise _TooDeep()
             visiting.append(rule_id)
             deps = [p for name in by_id[rule_id].consumes() for p in producers.get(name, [])]
             level = 1 + max((stratum(d) for d in deps), default=-1)
+            if level >= MAX_STRATA:
+                raise _TooDeep()
             visiting.pop()
             strata[rule_id] = level
             return level
@@ -563,6 +719,10 @@ class _Loader:
                 self.problem(rule.file, rule.id, "when",
                              "dependency cycle through derived facts: " + " -> ".join(cycle.path))
                 return {r.id: 0 for r in rules}
+            except _TooDeep:
+                self.problem(rule.file, rule.id, "when", f"depends on a chain of derived facts more than "
+                             f"{MAX_STRATA} rules deep; allowed: at most {MAX_STRATA} strata")
+                return {r.id: 0 for r in rules}
         return strata
 
 
@@ -571,21 +731,97 @@ class _Cycle(Exception):
         self.path = path
 
 
+class _TooDeep(Exception):
+    """A rule sits above more than MAX_STRATA strata."""
+
+
 def _value_problem(spec: FactSpec, op: str, value: Any) -> str | None:
     """Why ``value`` cannot be compared to this fact with ``op``, or None when it can."""
     if spec.kind == "bool":
         return None if isinstance(value, bool) else f"got {value!r}; allowed: true or false"
     if spec.kind == "number":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return None if ok else f"got {value!r}; allowed: a number"
+        ok = ok and math.isfinite(value) and abs(value) <= MAX_THRESHOLD
+        if not ok:
+            return f"got {value!r}; allowed: a number from {-MAX_THRESHOLD:.0e} to {MAX_THRESHOLD:.0e}"
+        low, high = max(spec.minimum, -MAX_THRESHOLD), min(spec.maximum, MAX_THRESHOLD)
+        inside = low <= value <= high
+        return None if inside else f"got {value!r}; allowed: a number from {low:g} to {high:g} (the range of {spec.name})"
     if spec.kind == "set":
-        return None if value in spec.allowed else f"got {value!r}; allowed: one of {', '.join(spec.allowed)}"
+        return None if isinstance(value, str) and value in spec.allowed else f"got {value!r}; allowed: one of {', '.join(spec.allowed)}"
     if op in ("in", "not_in"):
-        ok = isinstance(value, list) and value and all(v in spec.allowed for v in value)
+        ok = isinstance(value, list) and value and all(isinstance(v, str) and v in spec.allowed for v in value)
         return None if ok else f"got {value!r}; allowed: a list of {', '.join(spec.allowed)}"
-    return None if value in spec.allowed else f"got {value!r}; allowed: one of {', '.join(spec.allowed)}"
+    ok = isinstance(value, str) and value in spec.allowed
+    return None if ok else f"got {value!r}; allowed: one of {', '.join(spec.allowed)}"
 
 
 def _content_hash(meta: Mapping[str, Any], rules: list[dict[str, Any]]) -> str:
-    payload = json.dumps({"rulebook": meta, "rules": rules}, sort_keys=True, default=str, ensure_ascii=False)
+    """A hash of the data alone: canonical JSON (sorted keys, no set or other type), the same in every process."""
+    payload = json.dumps({"rulebook": meta, "rules": rules}, sort_keys=True, ensure_ascii=False, allow_nan=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+_PLAIN = (str, bool, int, float, type(None))
+
+
+def _shape_problems(file: str, data: Any) -> list[RuleProblem]:
+    """What in a parsed file is not plain JSON-like data within the limits (see the module docstring).
+
+    Walks the data as the engines and the version hash will see it, aliases expanded, without ever
+    holding the expansion: a counter stops the walk at MAX_VALUES, a depth bound stops self-references.
+    """
+    problems: list[RuleProblem] = []
+    stack: list[tuple[Any, tuple, int]] = [(data, (), 0)]
+    seen = 0
+    while stack and len(problems) < 50:
+        value, path, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            problems.append(_located(file, data, (), f"holds more than {MAX_VALUES:,} values once YAML aliases "
+                                     "are expanded (each use of an alias counts); write the data out"))
+            break
+        message = _scalar_problem(value) if not isinstance(value, (dict, list, tuple)) else None
+        if depth > MAX_DEPTH:
+            message = f"nested more than {MAX_DEPTH} levels deep (or an alias refers to itself)"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) or (path == ("rulebook", "references") and isinstance(key, int)):
+                    stack.append((item, path + (key,), depth + 1))
+                else:
+                    problems.append(_located(file, data, path, f"key {key!r} is a {type(key).__name__}; "
+                                             "mapping keys must be text"))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, path + (i,), depth + 1) for i, item in enumerate(value))
+        if message:
+            problems.append(_located(file, data, path, message))
+    return problems
+
+
+def _scalar_problem(value: Any) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"got {value!r}; allowed: a finite number"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_INT:
+        return f"got a {len(str(abs(value)))}-digit number; allowed: whole numbers within ±2**53"
+    if not isinstance(value, _PLAIN):
+        kind = {"set": "!!set", "bytes": "!!binary", "date": "date", "datetime": "timestamp"}.get(
+            type(value).__name__, type(value).__name__)
+        return (f"a {kind} value is not allowed; rule files hold only text, numbers, true/false, null, lists "
+                "and mappings (quote a date to make it text)")
+    return None
+
+
+def _located(file: str, data: Any, path: tuple, message: str) -> RuleProblem:
+    """A problem at ``path`` in a file, with the rule id and a field relative to the rule when inside one."""
+    rule_id = None
+    if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
+        entry = data["rules"][path[1]]
+        named = isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"].strip()
+        rule_id = entry["id"] if named else f"#{path[1] + 1}"
+        path = path[2:]
+    text = "".join(f"[{p}]" if isinstance(p, int) and not isinstance(p, bool) else f".{p}" for p in path)
+    return RuleProblem(file, rule_id, text.lstrip(".") or None, message)

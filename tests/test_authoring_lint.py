@@ -156,3 +156,13 @@ def test_sampled_lint_says_so(shipped):
     report = lint(shipped, max_rows=5_000)
     assert not report.exhaustive
     assert report.coverage["description"].str.contains("SAMPLED").any()
+
+
+@pytest.mark.parametrize(("option", "value"), [("max_rows", 0), ("max_rows", -5), ("max_rows", True),
+                                               ("max_rows", 1.5), ("max_regions", -1), ("seed", "x")])
+def test_unusable_options_are_refused_by_name(shipped, option, value):
+    from lupus_rules.errors import LupusRulesError, OptionError
+
+    with pytest.raises(OptionError, match=f"{option}: got {value!r}; allowed: a whole number") as info:
+        lint(shipped, **{option: value})
+    assert isinstance(info.value, LupusRulesError) and isinstance(info.value, ValueError)

@@ -134,5 +134,30 @@ def test_reload_after_edit_in_the_same_process(book):
 def test_compiled_ruleset_uses_stage_facts_only_above_stratum_zero(book):
     compiled = compile_ruleset(book)
     assert "stage" not in str(compiled["R-SCOPE-01"]["all"])
-    assert compiled["R-MON-01"]["all"][0] == {"stage": {"$and": [{"t": "stage"}, {"n": 3}]}}
+    assert compiled["R-MON-01"]["all"][0]["stage"]["$and"][:2] == [{"t": "stage"}, {"n": 3}]
     assert any("$not" in key for term in compiled["R-SCOPE-04"]["all"] for key in term)
+
+
+def test_a_failed_compile_leaves_nothing_registered(book):
+    from dataclasses import replace
+
+    engine = DurableEngine()
+    engine.fire(validate_patient(NEPHRITIS), book)
+    copies = 4200 // len(book.rules) + 1  # more rules than durable's 4 096 per ruleset: error 106
+    rules = tuple(replace(r, id=f"{r.id}-{i}") for i in range(copies) for r in book.rules)
+    too_big = replace(book, rules=rules, version="toobig000000")
+    for _ in range(3):
+        with pytest.raises(EngineError, match="could not compile rulebook toobig000000"):
+            engine.fire(validate_patient(NEPHRITIS), too_big)
+        assert engine.compiled_entries() == len(engine.registered()) == 1
+    assert engine.fire(validate_patient(NEPHRITIS), book) == durable.shared().fire(validate_patient(NEPHRITIS), book)
+
+
+def test_more_than_256_rules_on_one_test_chain_compile():
+    # durable links at most 256 rules to one alpha node (error 108); the adapter groups rules below that
+    rules = [rule(f"S{i}", [{"fact": "egfr", "op": ">=", "value": 30}], {"flag": ["switch_therapy"]})
+             for i in range(600)]
+    rules += [rule("D", [{"fact": "egfr", "op": ">=", "value": 30}], {"derive": ["needs_alternative"]})]
+    rules += [rule(f"N{i}", [{"derived": "needs_alternative"}], {"flag": ["switch_therapy"]}) for i in range(300)]
+    fired = DurableEngine().fire(validate_patient({"egfr": 40}), tiny_rulebook(rules))
+    assert fired == [f"S{i}" for i in range(600)] + ["D"] + [f"N{i}" for i in range(300)]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from lupus_rules import default_rulebook
+from lupus_rules.errors import RulebookError
 from lupus_rules.rulebook import Condition, Rulebook
 from lupus_rules.suite import Check, Scenario, SuiteFormatError, check_scenario, load_suite, rule_coverage
 
@@ -83,8 +84,25 @@ def _threshold_mutants(book: Rulebook) -> list[tuple[str, str, int, Condition]]:
         for i, c in enumerate(rule.when):
             if c.kind == "fact" and c.op in _FLIP:
                 for new in (replace(c, op=_FLIP[c.op]), replace(c, value=round(c.value - 0.01, 6))):
-                    mutants.append((f"{rule.id}: {c.describe()} -> {new.describe()}", rule.id, i, new))
+                    if _inside_range(book, rule.id, i, new):
+                        mutants.append((f"{rule.id}: {c.describe()} -> {new.describe()}", rule.id, i, new))
     return mutants
+
+
+def _inside_range(book: Rulebook, rule_id: str, index: int, mutated: Condition) -> bool:
+    """Whether the loader accepts the mutant's value for its fact.
+
+    A threshold shifted below the fact's lowest value (``prednisone_mg > 0`` to
+    ``> -0.01``) is refused by the loader, and over the fact's range it means
+    the same as the operator flip (``>= 0``), which is a mutant of its own.
+    """
+    when = list(book.rule(rule_id).when)
+    when[index] = mutated
+    try:
+        book.replace_rule(rule_id, when=tuple(when))
+    except RulebookError:
+        return False
+    return True
 
 
 _MUTANTS = _threshold_mutants(default_rulebook())

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..engines.vectorized import fire_matrix
+from ..errors import OptionError
 from ..evaluate import default_rulebook
 from ..facts import FACTS, validate_frame
 from ..result import DISCLAIMER
@@ -104,8 +105,12 @@ def lint(rulebook: Rulebook | None = None, *, max_rows: int = DEFAULT_MAX_ROWS, 
 
     ``max_rows`` bounds each enumeration: a check needing more classes runs on
     a seeded sample and its coverage row says ``exhaustive=False``.
-    ``max_regions`` bounds how many gap regions are described.
+    ``max_regions`` bounds how many gap regions are described. A ``max_rows``
+    below 1 or a negative ``max_regions`` raises :class:`OptionError`.
     """
+    _check_count("max_rows", max_rows, 1)
+    _check_count("max_regions", max_regions, 0)
+    _check_count("seed", seed, 0)
     book = rulebook if rulebook is not None else default_rulebook()
     space = FactSpace(book)
     checks = _checks(book, space, max_regions)
@@ -123,6 +128,11 @@ def lint(rulebook: Rulebook | None = None, *, max_rows: int = DEFAULT_MAX_ROWS, 
     findings = [f for check in checks for f in check.findings(explainer)]
     findings.sort(key=lambda f: (_SEVERITY_ORDER[f["severity"]], f["check"], -f["classes"]))
     return LintReport(pd.DataFrame(findings, columns=FINDING_COLUMNS), pd.DataFrame(coverage), book.version)
+
+
+def _check_count(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise OptionError(f"{name}: got {value!r}; allowed: a whole number >= {minimum}")
 
 
 def _names(checks: list[_Check]) -> str:
@@ -253,8 +263,32 @@ def _checks(book: Rulebook, space: FactSpace, max_regions: int) -> list[_Check]:
     avoided = {agent for rule in book.rules for agent in rule.avoid}
     checks += [_AvoidCheck(book, agent) for agent in book.agents if agent in avoided]
     checks += [_FiresCheck(rule) for rule in book.rules]
-    checks += [c for c in (_ShadowCheck.build(book, rule) for rule in book.rules) if c is not None]
+    drawers = _Drawers(book)
+    checks += [c for c in (_ShadowCheck.build(drawers, rule) for rule in book.rules) if c is not None]
     return checks
+
+
+class _Drawers:
+    """Which rules draw each conclusion, indexed once (a scan per rule made lint quadratic in rules)."""
+
+    def __init__(self, book: Rulebook):
+        self.derive: dict[str, set[str]] = {}
+        self.avoid: dict[str, set[str]] = {}
+        self.flag: dict[str, set[str]] = {}
+        self.recommend: dict[str, list[tuple[int, str]]] = {}
+        for rule in book.rules:
+            for name in rule.derive:
+                self.derive.setdefault(name, set()).add(rule.id)
+            for agent in rule.avoid:
+                self.avoid.setdefault(agent, set()).add(rule.id)
+            for name in rule.flag:
+                self.flag.setdefault(name, set()).add(rule.id)
+            for spec in rule.recommend:
+                self.recommend.setdefault(spec.agent, []).append((spec.rank, rule.id))
+
+    def recommending(self, agent: str, rank: int) -> frozenset[str]:
+        """Rules recommending ``agent`` at ``rank`` or stronger."""
+        return frozenset(rule_id for held, rule_id in self.recommend.get(agent, ()) if held <= rank)
 
 
 class _OutcomeCheck(_Check):
@@ -423,17 +457,13 @@ class _ShadowCheck(_Check):
         self.tally = _Tally()
 
     @classmethod
-    def build(cls, book: Rulebook, rule: Rule) -> _ShadowCheck | None:
+    def build(cls, drawers: _Drawers, rule: Rule) -> _ShadowCheck | None:
         """The check for ``rule``, or None when some conclusion has no other rule that could draw it."""
-        def drawing(test) -> frozenset[str]:
-            return frozenset(r.id for r in book.rules if test(r))
-
-        covers = [(f"derive {d}", drawing(lambda r, d=d: d in r.derive)) for d in rule.derive]
-        covers += [(f"recommend {s.agent} (rank {s.rank} or stronger)",
-                    drawing(lambda r, s=s: any(o.agent == s.agent and o.rank <= s.rank for o in r.recommend)))
+        covers = [(f"derive {d}", frozenset(drawers.derive[d])) for d in rule.derive]
+        covers += [(f"recommend {s.agent} (rank {s.rank} or stronger)", drawers.recommending(s.agent, s.rank))
                    for s in rule.recommend]
-        covers += [(f"avoid {a}", drawing(lambda r, a=a: a in r.avoid)) for a in rule.avoid]
-        covers += [(f"flag {f}", drawing(lambda r, f=f: f in r.flag)) for f in rule.flag]
+        covers += [(f"avoid {a}", frozenset(drawers.avoid[a])) for a in rule.avoid]
+        covers += [(f"flag {f}", frozenset(drawers.flag[f])) for f in rule.flag]
         if not covers or any(ids == {rule.id} for _, ids in covers):
             return None
         return cls(rule, covers)

@@ -20,6 +20,12 @@ in ``shared/notes/durable-rules.md``:
   joins a ``stage`` fact that the adapter asserts only after stratum k-1 has
   finished, so a ``not_derived`` test sees every fact that can be derived
   before it. Within a stratum durable fires rules in definition order.
+* durable links at most 256 rules to one test chain (``t == stage, n == k``,
+  ``t == derived, name == x``, or the same patient tests): more fail to compile
+  with error 108. Every term therefore ends with a test that the always-absent
+  property ``__g<j>`` is absent, j = the rule's index // :data:`_GROUP`, so no
+  chain serves more than ``_GROUP`` rules (durable allows 128 such groups).
+* a failed compile leaves nothing registered (and raises EngineError).
 """
 from __future__ import annotations
 
@@ -53,6 +59,7 @@ _DERIVED = "derived"
 _STAGE = "stage"
 _CATCH_ALL = "__patient_seen"
 _MAX_COMPILED = 4  # rulebook versions kept registered at once
+_GROUP = 200  # rules per test-chain group (durable's BETA_LIST_LENGTH is 256)
 
 _NUMBER_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
@@ -60,20 +67,21 @@ _NUMBER_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 def compile_ruleset(rulebook: Rulebook) -> dict[str, dict[str, Any]]:
     """The rulebook as a durable-rules ruleset definition (rule id -> JSON rule)."""
     definition: dict[str, dict[str, Any]] = {}
-    for rule in rulebook.rules:
-        definition[rule.id] = {"all": _sequence(rule), "run": rule.id}
+    for index, rule in enumerate(rulebook.rules):
+        definition[rule.id] = {"all": _sequence(rule, index // _GROUP), "run": rule.id}
     definition[_CATCH_ALL] = {"all": [{"m": {"t": _PATIENT}}], "run": _CATCH_ALL}
     return definition
 
 
-def _sequence(rule: Rule) -> list[dict[str, Any]]:
+def _sequence(rule: Rule, group: int) -> list[dict[str, Any]]:
     terms: list[dict[str, Any]] = []
+    grouped = {"$nex": {f"__g{group}": 1}}  # always true: keeps each test chain under durable's 256 rules
     if rule.stratum > 0:
-        terms.append({"stage": {"$and": [{"t": _STAGE}, {"n": rule.stratum}]}})
+        terms.append({"stage": {"$and": [{"t": _STAGE}, {"n": rule.stratum}, grouped]}})
     tests = [_fact_test(c) for c in rule.when if c.kind == "fact"]
-    terms.append({"p": {"$and": [{"t": _PATIENT}, *tests]}})
+    terms.append({"p": {"$and": [{"t": _PATIENT}, *tests, grouped]}})
     for i, condition in enumerate(c for c in rule.when if c.kind != "fact"):
-        match = {"$and": [{"t": _DERIVED}, {"name": condition.fact}]}
+        match = {"$and": [{"t": _DERIVED}, {"name": condition.fact}, grouped]}
         key = f"d{i}" if condition.kind == "derived" else f"d{i}$not"
         terms.append({key: match})
     return terms
@@ -221,7 +229,12 @@ class DurableEngine:
         name = f"lupus_{rulebook.version}_{next(self._names)}"
         self._compiling = {rule.id: rule for rule in rulebook.rules}
         self._rules_by_ruleset[name] = self._compiling
-        self._host.set_rulesets({name: copy.deepcopy(compile_ruleset(rulebook))})
+        try:
+            self._host.set_rulesets({name: copy.deepcopy(compile_ruleset(rulebook))})
+        except Exception as exc:  # durable raises bare errors with C codes; leave nothing half-registered
+            self._unregister(name)
+            raise EngineError(f"durable-rules could not compile rulebook {rulebook.version} "
+                              f"({len(rulebook.rules)} rules, {rulebook.strata} strata): {exc}") from exc
         compiled = _Compiled(name, rulebook.strata)
         self._compiled[key] = compiled
         while len(self._compiled) > _MAX_COMPILED:
@@ -235,6 +248,17 @@ class DurableEngine:
         self._host._ruleset_list.remove(ruleset)
         durable_rules_engine.delete_ruleset(ruleset._handle)
         del self._rules_by_ruleset[name]
+
+    def _unregister(self, name: str) -> None:
+        """Undo whatever part of a failed compile got registered."""
+        if name in self._host._ruleset_directory:
+            self._drop(name)
+        self._rules_by_ruleset.pop(name, None)
+        self._compiling = {}
+
+    def compiled_entries(self) -> int:
+        """How many rulesets the adapter holds state for (equals ``len(registered())``: nothing leaks)."""
+        return len(self._rules_by_ruleset)
 
     def registered(self) -> list[str]:
         """Names of the rulesets currently registered with durable."""

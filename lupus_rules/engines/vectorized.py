@@ -21,6 +21,8 @@ Input is the ``typed`` frame of :func:`lupus_rules.facts.validate_frame`.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -34,14 +36,15 @@ import pyarrow.compute as pc
 from ..errors import EngineError
 from ..facts import FACTS, MEASURES, STATUSES, member_column
 from ..result import summarize
-from ..rulebook import Condition, Rulebook
+from ..rulebook import Condition, Rule, Rulebook
 
 __all__ = ["fire_matrix", "evaluate_frame", "condition_mask", "OUTPUT_COLUMNS", "required_columns"]
 
 #: The columns :func:`evaluate_frame` returns, each a ';'-separated string per row.
 OUTPUT_COLUMNS = ("preferred", "recommendations", "flags", "fired_rules")
 
-_MAX_COMPILED = 4  # rulebook versions kept compiled at once (each holds a few MB of lookup tables)
+_MAX_COMPILED = 4  # rulebook versions kept compiled at once (each holds at most _DENSE_ENTRIES * 4 bytes of tables)
+_DENSE_ENTRIES = 1 << 23  # most direct-table entries per rulebook version; larger rulebooks look patterns up sorted
 _DIRECT_BITS = 20  # patterns of up to this many rules are grouped by direct indexing
 _PART_RULES = _DIRECT_BITS  # rules per part when the fired-rule texts are assembled (at most _DIRECT_BITS)
 _CHUNK_ROWS = 200_000  # rows evaluated at once: bounds the working memory, which is then reused
@@ -69,65 +72,148 @@ class _Compiled:
     advice_rules: list[int]  # positions of rules that recommend an agent
     flag_rules: list[int]  # positions of rules that raise a flag
     rule_ids: tuple[str, ...]
+    rank_order: dict[int, int]  # each recommendation rank -> its place among the rulebook's ranks
+    dense: bool  # whether the pattern tables index directly (they fit _DENSE_ENTRIES)
     memo: dict = field(default_factory=dict)  # (outcome, sub-pattern) -> text
     tables: dict = field(default_factory=dict)  # outcome -> _PatternTexts
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class _Published:
+    """The texts of the patterns worked out so far: never changed once published (copy on write).
+
+    ``array`` holds text i at position i, or (spelled) text i at 2i and
+    ';' + text i at 2i+1 ('' stays ''). Sparse lookups also carry the sorted
+    pattern ``keys`` and each one's text index, ``at``.
+    """
+
+    count: int
+    array: pa.Array
+    empty: np.ndarray  # per text index: whether the text is ''
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    at: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
 
 
 class _PatternTexts:
-    """The text of every pattern of up to ``_DIRECT_BITS`` rules, found by direct indexing.
+    """The text of every pattern of up to ``_DIRECT_BITS`` rules that rows have shown so far.
 
-    ``table[pattern]`` is the index of the pattern's text (-1 = not met yet);
-    a pattern is worked out (by ``make`` on its fired rule ids) the first time
-    a row shows it and kept for the rulebook version's lifetime, so rows cost
-    no per-row Python and the memo is a plain numpy lookup.
+    A pattern is worked out (by ``make`` on its fired rule ids) the first
+    time a row shows it and kept for the rulebook version's lifetime, so rows
+    cost no per-row Python. ``dense`` looks patterns up in a table of
+    ``2**len(rows)`` entries (fastest; the rulebook's tables must fit
+    ``_DENSE_ENTRIES``), otherwise in a sorted array of the patterns seen.
+
+    Thread safety: new texts are made under a lock and published as a new
+    immutable :class:`_Published`; :meth:`codes` returns the codes together
+    with a snapshot that holds every text they point to, so a reader never
+    sees a table entry without its text, whatever other threads add meanwhile.
     """
 
-    def __init__(self, rows: list[int], rule_ids: tuple[str, ...], make: Callable[[list[str]], str]):
+    def __init__(self, rows: list[int], rule_ids: tuple[str, ...], make: Callable[[list[str]], str], *,
+                 spelled: bool, dense: bool):
         self.rows = rows
         self.ids = [rule_ids[j] for j in rows]
         self.make = make
-        self.table = np.full(1 << len(rows), -1, dtype=np.int32)
-        self.texts: list[str] = []
-        self._arrow: dict[bool, pa.Array] = {}
+        self.spelled = spelled
+        # dense: table[pattern] = text index (-1 = not met yet); entries are written only after their
+        # text is published, and readers re-check against the snapshot they read afterwards
+        self.table = np.full(1 << len(rows), -1, dtype=np.int32) if dense else None
+        self._published = _Published(0, pa.array([], type=pa.string()), np.zeros(0, dtype=bool))
         self._lock = threading.Lock()
 
-    def codes(self, fired: list[np.ndarray], n: int) -> np.ndarray:
-        """Per row, the index of its pattern's text."""
-        key = _pack_rows([fired[j] for j in self.rows], n)[:, 0].astype(np.intp)
-        codes = self.table[key]
-        if len(codes) and codes.min() < 0:
-            with self._lock:
-                for pattern in np.unique(key[codes < 0]).tolist():
-                    if self.table[pattern] < 0:
-                        fired_ids = [rule for i, rule in enumerate(self.ids) if pattern >> i & 1]
-                        self.texts.append(self.make(fired_ids))
-                        self.table[pattern] = len(self.texts) - 1
-                self._arrow = {}
+    def codes(self, fired: list[np.ndarray], n: int) -> tuple[np.ndarray, _Published]:
+        """Per row, the index of its pattern's text, and a snapshot holding all those texts."""
+        key = _pack_rows([fired[j] for j in self.rows], n)[:, 0].astype(np.int64)
+        if self.table is not None:
             codes = self.table[key]
-        return codes
+            published = self._published
+            # one pass: as unsigned, a missing -1 is also above any count
+            if len(codes) and int(codes.view(np.uint32).max()) >= published.count:
+                with self._lock:
+                    self._add_dense(key)
+                    codes, published = self.table[key], self._published
+            return codes, published
+        published = self._published
+        codes, found = _sparse_lookup(published, key)
+        if not found:
+            with self._lock:
+                published = self._add_sparse(key)
+            codes, _ = _sparse_lookup(published, key)
+        return codes, published
 
-    def arrow(self, spelled: bool = False) -> pa.Array:
-        """The texts as Arrow strings; ``spelled`` appends each again with a leading ';' ('' stays '')."""
-        found = self._arrow.get(spelled)
-        if found is None:
-            texts = list(self.texts)
-            if spelled:
-                texts += [";" + t if t else "" for t in texts]
-            found = self._arrow[spelled] = pa.array(texts or [""], type=pa.string())
-        return found
+    def _texts_for(self, patterns: list[int]) -> list[str]:
+        return [self.make([rule for i, rule in enumerate(self.ids) if pattern >> i & 1]) for pattern in patterns]
 
-    def empty(self) -> np.ndarray:
-        """Per text index: whether the text is ''."""
-        return np.array([not t for t in self.texts], dtype=bool)
+    def _add_dense(self, key: np.ndarray) -> None:
+        """Under the lock: publish texts for the patterns of ``key`` not in the table, then enter them."""
+        table = self.table
+        assert table is not None
+        patterns = np.unique(key[table[key] < 0])
+        if not len(patterns):
+            return
+        first = self._published.count
+        self._published = self._extended(self._texts_for(patterns.tolist()))
+        table[patterns] = np.arange(first, first + len(patterns), dtype=np.int32)
+
+    def _add_sparse(self, key: np.ndarray) -> _Published:
+        """Under the lock: a new snapshot that also holds the patterns of ``key`` (returned and published)."""
+        published = self._published
+        if published.count >= _MAX_MEMO:  # start afresh: memory stays bounded; old snapshots stay valid
+            published = _Published(0, pa.array([], type=pa.string()), np.zeros(0, dtype=bool))
+        patterns = np.unique(key)
+        patterns = patterns[~_sparse_member(published, patterns)]
+        if len(patterns):
+            grown = self._extended(self._texts_for(patterns.tolist()), published)
+            keys = np.concatenate([published.keys, patterns])
+            at = np.concatenate([published.at, np.arange(published.count, grown.count, dtype=np.int32)])
+            order = np.argsort(keys, kind="stable")
+            published = _Published(grown.count, grown.array, grown.empty, keys[order], at[order])
+        self._published = published
+        return published
+
+    def _extended(self, texts: list[str], base: _Published | None = None) -> _Published:
+        """``base`` (default: the published snapshot) with ``texts`` appended, as a new snapshot."""
+        if base is None:
+            base = self._published
+        spelled = [v for t in texts for v in (t, ";" + t if t else "")] if self.spelled else texts
+        added = pa.array(spelled, type=pa.string())
+        array = pa.concat_arrays([base.array, added]) if base.count else added
+        empty = np.concatenate([base.empty, np.array([not t for t in texts], dtype=bool)])
+        return _Published(base.count + len(texts), array, empty, base.keys, base.at)
+
+
+def _sparse_member(published: _Published, patterns: np.ndarray) -> np.ndarray:
+    """Whether each pattern is in the snapshot's sorted keys."""
+    keys = published.keys
+    if not len(keys):
+        return np.zeros(len(patterns), dtype=bool)
+    pos = np.minimum(np.searchsorted(keys, patterns), len(keys) - 1)
+    return keys[pos] == patterns
+
+
+def _sparse_lookup(published: _Published, key: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The text index of each pattern in ``key`` (meaningful only where found) and whether all were found."""
+    keys = published.keys
+    if not len(key):
+        return np.empty(0, dtype=np.int32), True
+    if not len(keys):
+        return np.zeros(len(key), dtype=np.int32), False
+    pos = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+    return published.at[pos], bool((keys[pos] == key).all())
 
 
 def _pattern_texts(compiled: _Compiled, name: object, rows: list[int],
-                   make: Callable[[list[str]], str]) -> _PatternTexts:
+                   make: Callable[[list[str]], str], spelled: bool = False) -> _PatternTexts:
     """The rulebook version's :class:`_PatternTexts` for one outcome, made on first use."""
     tables = compiled.tables
     found = tables.get(name)
     if found is None:
-        found = tables.setdefault(name, _PatternTexts(rows, compiled.rule_ids, make))
+        with compiled.lock:  # one table per outcome, even when threads ask for it at once
+            found = tables.get(name)
+            if found is None:
+                found = tables[name] = _PatternTexts(rows, compiled.rule_ids, make, spelled=spelled,
+                                                     dense=compiled.dense)
     return found
 
 
@@ -143,15 +229,74 @@ def _compile(rulebook: Rulebook) -> _Compiled:
         if cached is not None:
             _COMPILED.move_to_end(rulebook.version)
             return cached
-        steps = tuple(_Step(r.id, tuple(_condition_key(c) for c in r.when), r.derive) for r in rulebook.rules)
-        needed = {c.fact for r in rulebook.rules for c in r.when if c.kind == "fact"}
-        advice = [j for j, r in enumerate(rulebook.rules) if r.recommend]
-        flags = [j for j, r in enumerate(rulebook.rules) if r.flag]
-        compiled = _Compiled(rulebook.version, steps, _columns_for(needed), advice, flags, rulebook.rule_ids)
+        compiled = _compiled(rulebook)
         _COMPILED[rulebook.version] = compiled
         while len(_COMPILED) > _MAX_COMPILED:
             _COMPILED.popitem(last=False)
         return compiled
+
+
+def _compiled(rulebook: Rulebook) -> _Compiled:
+    """The rulebook as evaluation steps; :class:`EngineError` for a condition or rank it cannot run."""
+    problems = [problem for r in rulebook.rules for problem in _problems(r)]
+    if problems:
+        raise EngineError("the vectorized engine cannot run this rulebook: " + "; ".join(problems[:5])
+                          + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+    steps = tuple(_Step(r.id, tuple(_condition_key(c) for c in r.when), r.derive) for r in rulebook.rules)
+    needed = {c.fact for r in rulebook.rules for c in r.when if c.kind == "fact"}
+    advice = [j for j, r in enumerate(rulebook.rules) if r.recommend]
+    flags = [j for j, r in enumerate(rulebook.rules) if r.flag]
+    ranks = sorted({spec.rank for r in rulebook.rules for spec in r.recommend})
+    return _Compiled(rulebook.version, steps, _columns_for(needed), advice, flags, rulebook.rule_ids,
+                     {rank: i for i, rank in enumerate(ranks)}, _dense_entries(len(rulebook.rules), flags)
+                     <= _DENSE_ENTRIES)
+
+
+def _dense_entries(rules: int, flags: list[int]) -> int:
+    """Entries of every direct pattern table: one per part of the fired rules, one for few flag rules."""
+    parts = sum(1 << min(_PART_RULES, rules - start) for start in range(0, rules, _PART_RULES))
+    return parts + (1 << len(flags) if len(flags) <= _DIRECT_BITS else 0)
+
+
+def _problems(rule: Rule) -> list[str]:
+    """Why the engine cannot run this rule (none for what the loader accepts), each naming rule and field."""
+    problems = []
+    for i, spec in enumerate(rule.recommend):
+        if isinstance(spec.rank, bool) or not isinstance(spec.rank, numbers.Integral):
+            problems.append(f"rule {rule.id}: recommend[{i}].rank got {spec.rank!r}; allowed: a whole number")
+    for i, condition in enumerate(rule.when):
+        message = _condition_problem(condition)
+        if message:
+            problems.append(f"rule {rule.id}: when[{i}] ({condition.describe()}): {message}")
+    return problems
+
+
+def _condition_problem(condition: Condition) -> str | None:
+    """Why one condition has no vectorized translation, or None."""
+    if condition.kind != "fact":
+        return None if condition.kind in ("derived", "not_derived") else f"unknown kind {condition.kind!r}"
+    spec = FACTS.get(condition.fact) or MEASURES.get(condition.fact)
+    if spec is None:
+        return f"unknown fact {condition.fact!r}"
+    op, value = condition.op, condition.value
+    if spec.kind == "number":
+        if op in ("known", "unknown"):
+            return None
+        if op not in ("<", "<=", ">", ">="):
+            return f"operator {op!r} does not apply to a number"
+        try:
+            ok = not isinstance(value, bool) and math.isfinite(float(value))
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        return None if ok else f"threshold {value!r} is not a finite number"
+    if spec.kind == "bool":
+        return None if op == "==" and isinstance(value, bool) else f"{op} {value!r} does not apply to true/false"
+    values = value if op in ("in", "not_in") and isinstance(value, (tuple, list)) else (value,)
+    allowed = STATUSES if spec.kind == "status" else spec.allowed
+    ops = ("==", "!=", "in", "not_in") if spec.kind == "status" else ("has", "lacks")
+    if op not in ops or not all(isinstance(v, str) and v in allowed for v in values):
+        return f"{op} {value!r} does not apply; allowed: {', '.join(ops)} with {', '.join(allowed)}"
+    return None
 
 
 def _columns_for(facts: set[str]) -> tuple[str, ...]:
@@ -425,7 +570,7 @@ def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n:
     for i, j in enumerate(rows):
         for spec in rulebook.rules[j].recommend:
             row = ranks[agent_index[spec.agent]]
-            np.minimum(row, np.where(patterns[i], spec.rank, row), out=row)
+            np.minimum(row, np.where(patterns[i], compiled.rank_order[spec.rank], row), out=row)
     vectors = [v.tobytes() for v in np.ascontiguousarray(ranks.T)]
     vector_codes, vector_uniques = pd.factorize(np.array(vectors, dtype=object))
     vector_first = np.empty(len(vector_uniques), dtype=np.intp)
@@ -449,9 +594,8 @@ def _flags(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: 
         return ";".join(summarize(rulebook, fired_ids).flags)
 
     if len(rows) <= _DIRECT_BITS:
-        table = _pattern_texts(compiled, "flags", rows, flags)
-        codes = table.codes(fired, n)
-        return table.arrow().take(pa.array(codes))
+        codes, published = _pattern_texts(compiled, "flags", rows, flags).codes(fired, n)
+        return published.array.take(pa.array(codes)) if published.count else _as_strings([], codes)
     bits = [fired[j] for j in rows]
     codes, first, keys = _group(bits, n)
     return _as_strings(_texts(compiled, "flags", bits, rows, first, list(map(bytes, keys)), flags), codes)
@@ -476,11 +620,9 @@ def _fired_rules(compiled: _Compiled, fired: list[np.ndarray], n: int) -> pa.Arr
     empty_so_far = np.ones(n, dtype=bool)
     for start in range(0, len(compiled.rule_ids), _PART_RULES):
         rows = list(range(start, min(start + _PART_RULES, len(compiled.rule_ids))))
-        table = _pattern_texts(compiled, ("ids", start), rows, ";".join)
-        codes = table.codes(fired, n)
-        spelled = table.arrow(spelled=True)  # fetched after codes: holds every text they point to
-        pieces.append(spelled.take(pa.array(codes + len(spelled) // 2 * ~empty_so_far)))
-        empty_so_far &= table.empty()[codes]
+        codes, published = _pattern_texts(compiled, ("ids", start), rows, ";".join, spelled=True).codes(fired, n)
+        pieces.append(published.array.take(pa.array(2 * codes + ~empty_so_far)))
+        empty_so_far &= published.empty[codes]
     if not pieces:
         return _as_strings([], np.zeros(n, dtype=np.intp))
     return pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
