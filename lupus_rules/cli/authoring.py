@@ -4,20 +4,20 @@ Exit codes: ``diff`` 0 (it reports); ``coverage`` 0, or 1 with ``--strict``
 when some rule is fired by no scenario; ``lint`` 1 when there is an error
 finding (a contradiction or a rule that never fires), 0 otherwise (warnings and
 accepted gaps do not fail). All three exit 2 on unusable input (unknown rule
-folder or revision, unreadable scenarios).
+folder or revision, unreadable scenarios, unknown column, bad option or output
+path), reported by :mod:`lupus_rules.cli._errors`.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from ..authoring import compare, coverage, lint, resolve_rulebook, rule_diff
 from ..authoring.compare import OUTCOMES
-from ..batch import BatchInputError
-from ..errors import LupusRulesError
+from ..errors import OptionError
+from ..output import atomic_output, check_output_path
 from ..result import DISCLAIMER
 
 __all__ = ["register"]
@@ -70,23 +70,44 @@ def _register_lint(subparsers: argparse._SubParsersAction) -> None:
                     "values around every threshold, reduced exactly to equivalence classes). Exit 1 when "
                     "a contradiction or a rule that never fires is found. " + DISCLAIMER)
     parser.add_argument("--rules", default=None, help="rule folder, file or revision (default: the shipped rulebook)")
-    parser.add_argument("--max-rows", type=int, default=20_000_000,
+    parser.add_argument("--max-rows", type=_positive_rows, default=20_000_000,
                         help="classes enumerated per check before sampling instead (default 20000000)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="also write the findings to this CSV")
     parser.set_defaults(func=_lint)
 
 
-def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    return 2
+#: Longest revision or path name accepted for ``diff`` (git refs are far shorter).
+MAX_REVISION = 4096
+
+
+def _positive_rows(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 1")
+    return value
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_output(path, suffixes=(".csv",)) as partial:
+        frame.to_csv(partial, index=False)
+
+
+def _check_revision(name: str, which: str) -> None:
+    if len(name) > MAX_REVISION:
+        raise OptionError(f"rulebook {which}: {name[:40]!r}... is {len(name):,} characters long; "
+                          f"allowed: a folder, file or git revision of at most {MAX_REVISION} characters")
 
 
 def _diff(args: argparse.Namespace) -> int:
-    try:
-        book_a, book_b = resolve_rulebook(args.a, args.repo), resolve_rulebook(args.b, args.repo)
-        table = compare(book_a, book_b, args.scenarios) if args.scenarios else None
-    except (LupusRulesError, BatchInputError) as exc:
-        return _fail(exc)
+    if args.output:
+        check_output_path(args.output, suffixes=(".csv",), inputs=_inputs(args.scenarios))
+    _check_revision(args.a, "A")
+    _check_revision(args.b, "B")
+    book_a, book_b = resolve_rulebook(args.a, args.repo), resolve_rulebook(args.b, args.repo)
+    table = compare(book_a, book_b, args.scenarios) if args.scenarios else None
     print(DISCLAIMER)
     print(f"Rulebook A: {book_a.source} ({book_a.version}); B: {book_b.source} ({book_b.version})")
     changes = rule_diff(book_a, book_b)
@@ -98,8 +119,12 @@ def _diff(args: argparse.Namespace) -> int:
         _print_changed(table, args.limit)
         print(table.attrs["summary"])
         if args.output:
-            table.to_csv(args.output, index=False)
+            _write_csv(table, args.output)
     return 0
+
+
+def _inputs(scenarios: str | None) -> tuple[str, ...]:
+    return (scenarios,) if scenarios and Path(scenarios).is_file() else ()
 
 
 def _print_changed(table: pd.DataFrame, limit: int) -> None:
@@ -119,24 +144,22 @@ def _print_changed(table: pd.DataFrame, limit: int) -> None:
 
 
 def _coverage(args: argparse.Namespace) -> int:
-    try:
-        report = coverage(args.scenarios, args.rules)
-    except (LupusRulesError, BatchInputError) as exc:
-        return _fail(exc)
+    if args.proposals:
+        check_output_path(args.proposals, suffixes=(".csv",), inputs=_inputs(args.scenarios))
+    report = coverage(args.scenarios, args.rules)
     with pd.option_context("display.width", 200, "display.max_colwidth", 70):
         print(report.to_text())
     if args.proposals:
-        report.proposals.to_csv(args.proposals, index=False)
+        _write_csv(report.proposals, args.proposals)
     return 1 if args.strict and report.uncovered else 0
 
 
 def _lint(args: argparse.Namespace) -> int:
-    try:
-        book = resolve_rulebook(args.rules) if args.rules else None
-        report = lint(book, max_rows=args.max_rows)
-    except LupusRulesError as exc:
-        return _fail(exc)
+    if args.output:
+        check_output_path(args.output, suffixes=(".csv",))
+    book = resolve_rulebook(args.rules) if args.rules else None
+    report = lint(book, max_rows=args.max_rows)
     print(report.to_text())
     if args.output:
-        report.findings.to_csv(args.output, index=False)
+        _write_csv(report.findings, args.output)
     return 0 if report.passed else 1

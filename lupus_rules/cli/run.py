@@ -2,7 +2,7 @@
 
 Exit codes of ``run``: 0 every row evaluated, 1 some rows failed (all rows are
 still written, each failed one with its ``error``), 2 unusable input (missing
-file, unknown column, bad rules, bad option). ``generate``: 0 written, 2
+file, unknown column, bad rules, bad option or output path). ``generate``: 0 written, 2
 refused (unknown fact, bad rules, or more rows than ``--limit`` without ``--yes``).
 """
 from __future__ import annotations
@@ -11,11 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..batch import BatchInputError, run_file, write_chunks
+from ..batch import SUFFIXES, run_file, write_chunks
 from ..engines import ENGINES
 from ..errors import RulebookError
-from ..generate import GenerateError, band_columns, count, iter_cartesian, resolve_facts, value_bands
+from ..generate import band_columns, count, iter_cartesian, resolve_facts, value_bands
 from ..result import DISCLAIMER
+from ..output import check_output_path
 from ..rulebook import Rulebook, load_rulebook
 
 __all__ = ["register", "DEFAULT_LIMIT"]
@@ -56,6 +57,9 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--chunk-size", type=_positive, default=100_000, help="rows per chunk (default 100000)")
     parser.add_argument("--processes", type=_positive, default=2, help="durable engine worker processes (default 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--excel-safe", action="store_true",
+                        help="CSV output: prefix text cells a spreadsheet would run as a formula "
+                             "(starting with = + - @) with '")
     parser.set_defaults(func=_run)
 
 
@@ -94,42 +98,35 @@ def _load(path: Path | None) -> Rulebook:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_output_path(args.output, suffixes=SUFFIXES, inputs=(args.input,))
     try:
         rulebook = _load(args.rules)
     except RulebookError as exc:
         return _fail("run", f"rules {args.rules} rejected:\n{exc}")
-    try:
-        summary = run_file(args.input, args.output, engine=args.engine, rulebook=rulebook,
-                           chunk_size=args.chunk_size, progress=not args.no_progress,
-                           processes=args.processes)
-    except BatchInputError as exc:
-        return _fail("run", str(exc))
+    summary = run_file(args.input, args.output, engine=args.engine, rulebook=rulebook,
+                       chunk_size=args.chunk_size, progress=not args.no_progress,
+                       processes=args.processes, excel_safe=args.excel_safe)
     print(summary.format())
     return 0 if summary.ok else 1
 
 
 def _generate(args: argparse.Namespace) -> int:
+    check_output_path(args.output, suffixes=SUFFIXES)
     try:
         rulebook = _load(args.rules)
     except RulebookError as exc:
         return _fail("generate", f"rules {args.rules} rejected:\n{exc}")
     bands = value_bands(rulebook)
     names = None if args.facts is None else [n for n in args.facts.split(",") if n.strip()]
-    try:
-        keys = resolve_facts(bands, names)
-    except GenerateError as exc:
-        return _fail("generate", str(exc))
+    keys = resolve_facts(bands, names)
     total = count(bands, keys)
     sizes = " x ".join(f"{'+'.join(band_columns(k))} {len(bands[k])}" for k in keys) or "no facts varied"
     print(f"{total:,} scenarios ({sizes})", flush=True)
     if total > args.limit and not args.yes:
         return _fail("generate", f"refusing to write {total:,} rows: above --limit {args.limit:,}; "
                                  "choose fewer --facts, raise --limit or pass --yes")
-    try:
-        rows = write_chunks(iter_cartesian(bands, keys, chunk_size=args.chunk_size), args.output,
-                            total=total, progress=not args.no_progress, desc="generating")
-    except BatchInputError as exc:
-        return _fail("generate", str(exc))
+    rows = write_chunks(iter_cartesian(bands, keys, chunk_size=args.chunk_size), args.output,
+                        total=total, progress=not args.no_progress, desc="generating")
     print(f"wrote {rows:,} scenarios to {args.output} (rulebook_version {rulebook.version})")
     print(DISCLAIMER)
     return 0

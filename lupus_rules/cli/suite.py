@@ -3,16 +3,14 @@
 Prints a pass/fail table, every failure in full (patient, expected vs actual,
 cited trace) and rule coverage. Exit code 0 when every scenario passes and
 every rule is fired by some scenario, 1 otherwise, 2 when a scenario file or
-the rulebook is malformed.
+the rulebook is malformed (reported by :mod:`lupus_rules.cli._errors`).
 """
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..errors import RulebookError
 from ..rulebook import load_rulebook
-from ..suite import SuiteFormatError, check_suite
+from ..suite import check_suite
 
 __all__ = ["register", "run_check_suite"]
 
@@ -35,12 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check_suite(args: argparse.Namespace) -> int:
     """Run the suite and print the report; returns the exit code."""
-    try:
-        rulebook = load_rulebook(args.rules) if args.rules else None
-        report = check_suite(args.path, rulebook)
-    except (SuiteFormatError, RulebookError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    rulebook = load_rulebook(args.rules) if args.rules else None
+    report = check_suite(args.path, rulebook)
     print(report.text(failures_only=args.failures_only))
     if report.uncovered:
         print("FAILED: some rules are fired by no scenario; add a scenario that reaches each of them.")

@@ -1,0 +1,121 @@
+"""Exit codes and error messages shared by every ``lupus-rules`` command.
+
+0 ok; 1 some rows failed or a check failed (each command documents which);
+2 unusable input (one message naming the file, rule, column or option);
+3 internal error (one line, full traceback written to a crash file);
+130 interrupted (Ctrl-C).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ..errors import LupusRulesError
+
+__all__ = [
+    "EXIT_OK", "EXIT_FAILED", "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED",
+    "did_you_mean", "with_column_suggestions", "write_crash_file", "run_guarded",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INPUT = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+#: Longest user-supplied text echoed back in a message; the rest is elided.
+MAX_ECHO = 200
+_UNKNOWN_COLUMNS = re.compile(r"unknown columns? ((?:'[^']*'(?:, )?)+)")
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` to ``name``, or ``""`` if none is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def with_column_suggestions(message: str) -> str:
+    """``message`` with a did-you-mean added for every unknown column it names that is close to a fact."""
+    from ..facts import FACTS
+
+    found = _UNKNOWN_COLUMNS.search(message)
+    if not found:
+        return message
+    hints = []
+    for name in re.findall(r"'([^']*)'", found.group(1)):
+        close = difflib.get_close_matches(name, list(FACTS), n=1)
+        if close:
+            hints.append(f"{name!r} -> {close[0]!r}")
+    return message + (f"; did you mean {', '.join(hints)}?" if hints else "")
+
+
+def _shorten(text: str) -> str:
+    lines = [line if len(line) <= MAX_ECHO * 2 else line[:MAX_ECHO] + f"... ({len(line):,} characters)"
+             for line in text.splitlines() or [""]]
+    return "\n".join(lines)
+
+
+def write_crash_file(exc: BaseException) -> Path:
+    """Write ``exc``'s full traceback to a new file in the temp folder (unique per crash) and return its path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    fd, name = tempfile.mkstemp(prefix=f"lupus-rules-crash-{stamp}-{os.getpid()}-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"lupus-rules {' '.join(sys.argv[1:])}\n")
+        handle.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    return Path(name)
+
+
+def _os_message(exc: OSError) -> str:
+    path = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or str(exc)
+    return f"{path}: {reason}" if path else reason
+
+
+def _input_message(exc: BaseException) -> str | None:
+    """The one-message description of an input error, or ``None`` if ``exc`` is not one."""
+    if isinstance(exc, LupusRulesError):
+        return with_column_suggestions(str(exc))
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+                        FileExistsError)):
+        return _os_message(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8"
+    return None
+
+
+def run_guarded(command: str, func: Callable[[], int], *, debug: bool = False) -> int:
+    """Run ``func`` and turn any exception into a message on stderr and the contract's exit code."""
+    try:
+        return int(func() or 0)
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        _silence_stdout()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print(f"lupus-rules {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 (the one place every error is reported)
+        message = _input_message(exc)
+        if debug:
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        if message is not None:
+            print(f"lupus-rules {command}: {_shorten(message)}", file=sys.stderr)
+            return EXIT_INPUT
+        crash = write_crash_file(exc)
+        print(f"lupus-rules {command}: internal error: {type(exc).__name__}: {_shorten(str(exc))}; "
+              f"full traceback written to {crash}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout replaced (tests) or already closed
+        pass
