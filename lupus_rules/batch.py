@@ -448,8 +448,10 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
     :data:`MAX_ROW_BYTES`, bytes that are not UTF-8) fails alone: it is written
     with its ``error`` naming its line and the problem, every other row is
     evaluated. The output location is checked before any work and the output
-    appears only when complete (see :func:`write_chunks`). ``excel_safe``: see
-    :func:`write_chunks`. Shows a tqdm bar when ``progress``. Returns a
+    appears only when complete (see :func:`write_chunks`). ``excel_safe`` (off
+    by default, CSV output only): prefix formula-like text cells with ``'``, see
+    :func:`write_chunks`. A Parquet input with list or struct columns can be
+    written to Parquet only: a CSV output is refused before any work. Shows a tqdm bar when ``progress``. Returns a
     :class:`BatchSummary`. Raises :class:`BatchInputError` for unusable input
     (missing file, unusable output path, unknown suffix or column) before
     writing anything.
@@ -458,6 +460,7 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
     _check_options(engine, chunk_size, processes)
     _check_paths(source, target)
     check_columns(_read_columns(source))
+    _check_flat(source, target)
     book = _rulebook(rulebook)
     summary = BatchSummary(book.version, engine, output=str(target))
     total = _count_rows(source) if progress else None
@@ -514,6 +517,20 @@ def _check_paths(source: Path, target: Path) -> None:
         raise BatchInputError(f"input {source}: suffix {source.suffix or '(none)'!r} not supported; "
                               f"allowed: {', '.join(SUFFIXES)}")
     check_output_path(target, suffixes=SUFFIXES, inputs=(source,))
+
+
+def _check_flat(source: Path, target: Path) -> None:
+    """Refuse a CSV output of a Parquet input with nested (list, struct, map) columns: CSV cannot hold them."""
+    if source.suffix.lower() != ".parquet" or target.suffix.lower() != ".csv":
+        return
+    import pyarrow.parquet as pq
+
+    nested = [f.name for f in pq.read_schema(source) if f.type.num_fields > 0]
+    if nested:
+        raise BatchInputError(
+            f"input {source}: column{'s' if len(nested) > 1 else ''} {', '.join(map(repr, nested))} "
+            f"hold{'' if len(nested) > 1 else 's'} lists or structs, which CSV cannot hold; "
+            f"allowed: a .parquet output {target.with_suffix('.parquet')}, or flatten the column")
 
 
 def _read_columns(source: Path) -> list[str]:
@@ -680,14 +697,31 @@ def _csv_pieces(source: Path, names: list[str]) -> Iterator[tuple[Any, list[str]
         delivered = 0
         try:
             for table in _arrow_tables(source, names, None if start is None else start[0]):
-                delivered += table.num_rows
-                yield table, None
+                fits = _rows_that_fit(table)
+                delivered += fits
+                yield table.slice(0, fits), None
+                if fits < table.num_rows:
+                    raise pa.ArrowInvalid("a row over MAX_ROW_BYTES")
             return
         except pa.ArrowInvalid:
             pass  # the careful reader finds the row pyarrow refused
         start = yield from _careful_rows(source, names, start, delivered)
         if start is None:
             return
+
+
+def _rows_that_fit(table: Any) -> int:
+    """How many leading rows of ``table`` have cells of at most :data:`MAX_ROW_BYTES` in all."""
+    import pyarrow.compute as pc
+
+    if table.nbytes <= MAX_ROW_BYTES:
+        return table.num_rows
+    sizes = None
+    for column in table.columns:
+        length = pc.fill_null(pc.binary_length(column), 0)
+        sizes = length if sizes is None else pc.add(sizes, length)
+    over = pc.greater(sizes, MAX_ROW_BYTES - table.num_columns).to_numpy(zero_copy_only=False)
+    return int(over.argmax()) if over.any() else table.num_rows
 
 
 def _arrow_tables(source: Path, names: list[str], offset: int | None) -> Iterator[Any]:
@@ -951,7 +985,8 @@ def _excel_safe(table: Any) -> Any:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             risky = pc.and_(pc.match_substring_regex(column, r"^[=+\-@\t\r]"),
                             pc.invert(pc.match_substring_regex(column, _NUMBER_PATTERN)))
-            column = pc.if_else(pc.fill_null(risky, False), pc.binary_join_element_wise("'", column, ""), column)
+            quote, empty = pa.scalar("'", column.type), pa.scalar("", column.type)
+            column = pc.if_else(pc.fill_null(risky, False), pc.binary_join_element_wise(quote, column, empty), column)
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=table.schema)
 
