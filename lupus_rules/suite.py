@@ -14,6 +14,7 @@ Not for clinical use: a prototyping and teaching workbench.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,25 +278,51 @@ def _allowed_columns() -> tuple[str, ...]:
     return (ID_COLUMN, DESCRIPTION_COLUMN, *FACTS, *EXPECTATION_COLUMNS)
 
 
+def _decode(name: str, data: bytes) -> tuple[str | None, SuiteProblem | None]:
+    """The text of a scenario file, or the problem naming where it is not UTF-8 (or is UTF-16)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None, SuiteProblem(name, 0, 1, None, "UTF-16 text; save the file as UTF-8")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        return None, SuiteProblem(name, line - 1, line, None, f"not UTF-8 text (byte {data[exc.start]:#04x} at "
+                                                       f"offset {exc.start}, line {line}); save the file as UTF-8")
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        return None, SuiteProblem(name, line - 1, line, None, f"NUL byte on line {line}: a binary file, not a CSV")
+    return text, None
+
+
 def _read_file(file: Path, vocabulary: _Vocabulary) -> tuple[list[Scenario], list[SuiteProblem]]:
     name = _display_name(file)
-    with file.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            return [], [SuiteProblem(name, 0, 1, None, "empty file: a header row is required")]
-        columns = [c.strip() for c in header]
-        problems = _header_problems(name, columns)
-        if problems:
-            return [], problems
-        scenarios: list[Scenario] = []
-        for row_number, cells in enumerate(reader, start=1):
-            if not any(cell.strip() for cell in cells):
-                continue
-            scenario, row_problems = _read_row(name, row_number, reader.line_num, columns, cells, vocabulary)
-            problems += row_problems
-            if scenario is not None:
-                scenarios.append(scenario)
+    text, problem = _decode(name, file.read_bytes())
+    if problem is not None:
+        return [], [problem]
+    try:
+        return _read_rows(name, io.StringIO(text, newline=""), vocabulary)
+    except csv.Error as exc:
+        return [], [SuiteProblem(name, 0, 1, None, f"not a readable CSV file ({exc})")]
+
+
+def _read_rows(name: str, handle: io.StringIO,
+               vocabulary: _Vocabulary) -> tuple[list[Scenario], list[SuiteProblem]]:
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if header is None:
+        return [], [SuiteProblem(name, 0, 1, None, "empty file: a header row is required")]
+    columns = [c.strip() for c in header]
+    problems = _header_problems(name, columns)
+    if problems:
+        return [], problems
+    scenarios: list[Scenario] = []
+    for row_number, cells in enumerate(reader, start=1):
+        if not any(cell.strip() for cell in cells):
+            continue
+        scenario, row_problems = _read_row(name, row_number, reader.line_num, columns, cells, vocabulary)
+        problems += row_problems
+        if scenario is not None:
+            scenarios.append(scenario)
     return scenarios, problems
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..batch import check_columns
 from ..engines.vectorized import fire_matrix
 from ..evaluate import default_rulebook, evaluate
 from ..facts import FACTS, validate_frame
@@ -93,11 +94,13 @@ def coverage(scenarios: str | Path | pd.DataFrame, rulebook: Rulebook | str | Pa
              propose: bool = True, max_rows: int = DEFAULT_MAX_ROWS) -> CoverageReport:
     """Rule and condition coverage of ``scenarios`` (a suite folder, file or DataFrame).
 
-    Rows the fact schema rejects are skipped and counted. With ``propose``,
+    An unknown column raises :class:`~lupus_rules.errors.BatchInputError`
+    (naming it). Rows the fact schema rejects are skipped and counted. With ``propose``,
     each rule no scenario fires gets a proposed suite row (see module docstring).
     """
     book = resolve_rulebook(rulebook) if rulebook is not None else default_rulebook()
     rows = read_scenarios(scenarios)
+    check_columns(rows.columns)  # a misspelt fact is refused, as `run` refuses it
     typed, errors = validate_frame(rows)
     valid = (errors == "").to_numpy()
     typed = typed[valid]

@@ -30,8 +30,8 @@ EXIT_INPUT = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
-#: Longest user-supplied text echoed back in a message; the rest is elided.
-MAX_ECHO = 200
+#: Longest line of a message printed whole; a longer one (echoing a huge input) is elided.
+MAX_LINE = 2000
 _UNKNOWN_COLUMNS = re.compile(r"unknown columns? ((?:'[^']*'(?:, )?)+)")
 
 
@@ -52,12 +52,15 @@ def with_column_suggestions(message: str) -> str:
     for name in re.findall(r"'([^']*)'", found.group(1)):
         close = difflib.get_close_matches(name, list(FACTS), n=1)
         if close:
-            hints.append(f"{name!r} -> {close[0]!r}")
-    return message + (f"; did you mean {', '.join(hints)}?" if hints else "")
+            hints.append(f"{close[0]!r} for {name!r}" if len(found.group(1)) > len(name) + 2 else repr(close[0]))
+    if not hints:
+        return message
+    cut = found.end()
+    return f"{message[:cut]} (did you mean {', '.join(hints)}?){message[cut:]}"
 
 
 def _shorten(text: str) -> str:
-    lines = [line if len(line) <= MAX_ECHO * 2 else line[:MAX_ECHO] + f"... ({len(line):,} characters)"
+    lines = [line if len(line) <= MAX_LINE else line[:MAX_LINE // 2] + f"... ({len(line):,} characters)"
              for line in text.splitlines() or [""]]
     return "\n".join(lines)
 
