@@ -32,7 +32,7 @@ EXIT_INTERRUPTED = 130
 
 #: Longest line of a message printed whole; a longer one (echoing a huge input) is elided.
 MAX_LINE = 2000
-_UNKNOWN_COLUMNS = re.compile(r"unknown columns? ((?:'[^']*'(?:, )?)+)")
+_UNKNOWN_NAMES = re.compile(r"unknown (?:columns?|facts?) ((?:'[^']*'(?:, )?)+)")
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
@@ -42,15 +42,20 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 
 
 def with_column_suggestions(message: str) -> str:
-    """``message`` with a did-you-mean added for every unknown column it names that is close to a fact."""
+    """``message`` with a did-you-mean after the unknown columns or facts it names, for each close to a known one.
+
+    Known names: the facts, plus every name the message lists after ``allowed:``.
+    """
     from ..facts import FACTS
 
-    found = _UNKNOWN_COLUMNS.search(message)
+    found = _UNKNOWN_NAMES.search(message)
     if not found:
         return message
+    _, _, allowed = message.partition("allowed:")
+    known = list(dict.fromkeys([*FACTS, *re.findall(r"[A-Za-z_]\w*", allowed)]))
     hints = []
     for name in re.findall(r"'([^']*)'", found.group(1)):
-        close = difflib.get_close_matches(name, list(FACTS), n=1)
+        close = difflib.get_close_matches(name, known, n=1)
         if close:
             hints.append(f"{close[0]!r} for {name!r}" if len(found.group(1)) > len(name) + 2 else repr(close[0]))
     if not hints:
