@@ -251,7 +251,7 @@ def validate_patient(data: Mapping[str, object] | Patient) -> Patient:
 
     Accepts Python values (``True``, ``{"nephritis"}``, ``45.0``) and CSV cell
     strings (``"true"``, ``"joint;nephritis"``, ``"45"``, ``""``), each read by
-    :func:`read_cell` (the reading rules are in this module's docstring).
+    :func:`read_cell` (whose docstring states the reading rules).
     Missing facts take their defaults. Raises :class:`PatientValidationError`
     listing each field, the value given and what is allowed; anything that is
     not a mapping of fact names (``None``, a string) is refused the same way.
@@ -290,11 +290,36 @@ def read_cell(name: str, raw: object) -> object:
     """What one cell means for fact ``name``: the typed value, or the fact's default when unknown.
 
     The one reading every path shares (:func:`validate_patient`,
-    :func:`validate_frame`, both engines); the rules are in this module's
-    docstring. A number comes back as a float rounded by :func:`quantize`
-    (``None`` = unknown), a set as a frozenset. Raises
-    :class:`PatientValidationError` (one :class:`FieldError`) for a cell the
-    fact does not allow.
+    :func:`validate_frame` and so ``run_batch`` on both engines); the frame
+    path's fast paths are tested to give the same verdict cell for cell
+    (tests/test_hostile_cells.py). The rules:
+
+    * **Unknown** (:func:`is_unknown`): ``None``, ``''``, whitespace only,
+      and every library's NA (``float('nan')``, numpy NaNs, ``Decimal('NaN')``,
+      ``pd.NA``, ``pd.NaT``, ``np.datetime64('NaT')``) mean the fact's
+      default: unknown (``None``) for a number, ``False``, ``'not_tried'``,
+      the empty set. Text ``'nan'`` is not a marker and is refused.
+    * **Text**: whitespace around the cell is stripped (``str.strip``: ASCII
+      and Unicode spaces such as no-break space, as ``float()`` does). Any
+      control or invisible character anywhere (NUL, zero-width space, BOM,
+      bidi marks) is refused, the message naming it (``U+200B``).
+    * **Numbers**: ASCII digits with optional sign, point and exponent
+      (``'60'``, ``'6e1'``), or a Python/numpy int, float or ``Decimal``;
+      finite and within the fact's range, else refused with the range named
+      (``10**400``, ``'1e400'``, ``inf``). Non-ASCII digits (``'٦٠'``,
+      ``'６０'``, superscripts) are refused, the message saying so. A bool
+      is never a number.
+    * **Bools**: ``True``/``False`` (Python or numpy) or the text ``true`` /
+      ``false`` in any ASCII case; ``'yes'``, ``'1'``, ``1``, ``1.0`` are refused.
+    * **Statuses**: exactly one of :data:`STATUSES` (case matters).
+    * **Sets**: a set, list or tuple of members, or ``';'``-separated text
+      whose parts are stripped and empty parts ignored; members as spelt in
+      :data:`MANIFESTATIONS` (case matters).
+
+    A number comes back as a float rounded by :func:`quantize` (``None`` =
+    unknown), a set as a frozenset. Raises :class:`PatientValidationError`
+    (one :class:`FieldError` naming field, value and what is allowed) for a
+    cell the fact does not allow; never another exception.
     """
     spec = FACTS[name]
     try:
@@ -356,7 +381,12 @@ _REPR_DIGITS = 4000  # Python refuses int -> text beyond 4300 digits (sys.int_in
 
 
 def _shown(raw: object) -> object:
-    """The value an error message shows: ``raw`` itself unless its repr would fail."""
+    """The value an error message shows: ``raw`` (numpy scalars unboxed) unless its repr would fail.
+
+    Unboxing makes the message the same whichever path read the cell (a frame hands out Python scalars).
+    """
+    if isinstance(raw, np.generic):
+        raw = raw.item()
     if isinstance(raw, int) and raw.bit_length() > _REPR_DIGITS * 3.32:
         return _Described(f"<an integer of about {int(raw.bit_length() / 3.3219)} digits>")
     return raw
