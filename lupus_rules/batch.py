@@ -466,11 +466,24 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
     total = _count_rows(source) if progress else None
     started = time.perf_counter()
     with _Evaluator(engine, book, processes) as evaluator:
-        results = (evaluator.evaluate(chunk, errors) for chunk, errors in _read_chunks(source, chunk_size))
+        chunks = _reading(source, _read_chunks(source, chunk_size))
+        results = (evaluator.evaluate(chunk, errors) for chunk, errors in chunks)
         write_chunks(_counted(results, summary), target, total=total, progress=progress,
                      excel_safe=excel_safe, inputs=(source,))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _reading(source: Path, chunks: Iterator[_Chunk]) -> Iterator[_Chunk]:
+    """The chunks; an ``OSError`` while reading names the input, not the output being written."""
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        except OSError as exc:
+            raise BatchInputError(f"input {source}: could not read ({exc.strerror or exc})") from None
+        yield chunk
 
 
 def _counted(results: Iterable[pd.DataFrame], summary: BatchSummary) -> Iterator[pd.DataFrame]:

@@ -339,3 +339,47 @@ def test_run_batch_fails_a_nul_cell_alone(rulebook, engine):
     got = run_batch(frame, engine, rulebook, **dict(ENGINES)[engine])
     assert list(got["error"] != "") == [False, True, False]
     assert "egfr" in got.loc[1, "error"]
+
+
+@pytest.mark.parametrize("end", ["\n", "\r"])
+def test_an_oversized_quoted_multiline_cell_keeps_later_line_numbers_right(tmp_path, rulebook, end):
+    huge = '"' + ("x" * 1000 + end) * (MAX_ROW_BYTES // 1000 + 5) + '"'
+    rows = GOOD[:1] + [f"big,{huge},60,0.2", "short,row"] + GOOD[1:]
+    got = run(tmp_path, csv_bytes(rows, end), rulebook)
+    assert list(got["scenario_id"]) == ["a", "", "short", "b", "c", "d"]
+    assert got.loc[1, "error"].startswith("line 3: row too large")
+    assert got.loc[2, "error"].startswith(f"line {3 + MAX_ROW_BYTES // 1000 + 5 + 1}: ragged row")
+    assert (got.loc[[0, 3, 4, 5], "error"] == "").all()
+
+
+def test_concurrent_processes_on_one_output_give_one_runs_rows_whole(tmp_path):
+    import subprocess
+    import sys
+
+    for tag in ("A", "B", "C"):
+        (tmp_path / f"{tag}.csv").write_bytes(csv_bytes([f"{tag}{i},d,{30 + i % 50},0.2" for i in range(20_000)]))
+    target = tmp_path / "out.csv"
+    runs = [subprocess.Popen([sys.executable, "-m", "lupus_rules", "run", str(tmp_path / f"{tag}.csv"), "-o",
+                              str(target), "--no-progress", "--chunk-size", "1000"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for tag in ("A", "B", "C")]
+    for process in runs:
+        assert process.wait() == 0, process.stderr.read()
+    ids = list(pd.read_csv(target, dtype=str, keep_default_na=False)["scenario_id"])
+    assert ids == [f"{ids[0][0]}{i}" for i in range(20_000)]
+    assert no_partials(tmp_path) == []
+
+
+def test_a_read_error_names_the_input_not_the_output(tmp_path, monkeypatch):
+    source = tmp_path / "in.csv"
+    source.write_bytes(csv_bytes(GOOD))
+    real = batch._read_chunks
+
+    def failing(path, chunk_size):
+        yield next(real(path, chunk_size))
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(batch, "_read_chunks", failing)
+    with pytest.raises(BatchInputError, match=r"input .*in\.csv: could not read \(Input/output error\)"):
+        run_file(source, tmp_path / "out.csv", chunk_size=1, progress=False)
+    assert not (tmp_path / "out.csv").exists()
+    assert no_partials(tmp_path) == []
