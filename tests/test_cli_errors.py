@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import lupus_rules
-from lupus_rules.cli import main
+from lupus_rules.cli import build_parser, main
 from lupus_rules.output import atomic_output
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,3 +228,24 @@ def test_excel_safe_neutralizes_formulas(files: Path, capsys: pytest.CaptureFixt
         code, _, err = run_cli(["run", str(source), "-o", str(out), "--no-progress", *flag], capsys)
         assert code == 0, err
         assert pd.read_csv(out, dtype=str, keep_default_na=False)["scenario_id"].tolist() == [expected]
+
+
+@pytest.mark.parametrize("choices", ["'run', 'generate', 'lint'", "run, generate, lint"])
+def test_did_you_mean_whatever_argparse_quotes(choices: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Python 3.11-3.12.7 quote the choices in "invalid choice" messages, later versions do not."""
+    parser = build_parser()
+    with pytest.raises(SystemExit) as exited:
+        parser.error(f"argument COMMAND: invalid choice: 'rnu' (choose from {choices})")
+    assert exited.value.code == 2
+    assert "did you mean 'run'?" in capsys.readouterr().err
+
+
+def test_os_error_about_a_file_exits_2_naming_it(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    def unreadable(args: object) -> int:
+        raise OSError(5, "Input/output error", "/data/patients.csv")
+
+    monkeypatch.setattr("lupus_rules.cli.suite.run_check_suite", unreadable)
+    code, _, err = run_cli(["check-suite", "x"], capsys)
+    assert code == 2
+    assert err.strip() == "lupus-rules check-suite: /data/patients.csv: Input/output error"

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 import re
@@ -21,7 +22,7 @@ from ..errors import LupusRulesError
 
 __all__ = [
     "EXIT_OK", "EXIT_FAILED", "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED",
-    "did_you_mean", "with_column_suggestions", "write_crash_file", "run_guarded",
+    "did_you_mean", "positive_int", "with_column_suggestions", "write_crash_file", "run_guarded",
 ]
 
 EXIT_OK = 0
@@ -33,6 +34,17 @@ EXIT_INTERRUPTED = 130
 #: Longest line of a message printed whole; a longer one (echoing a huge input) is elided.
 MAX_LINE = 2000
 _UNKNOWN_NAMES = re.compile(r"unknown (?:columns?|facts?) ((?:'[^']*'(?:, )?)+)")
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a whole number >= 1 (``_`` and ``,`` allowed as separators), else a usage error."""
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 1")
+    return value
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
@@ -91,7 +103,7 @@ def _input_message(exc: BaseException) -> str | None:
     if isinstance(exc, LupusRulesError):
         return with_column_suggestions(str(exc))
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
-                        FileExistsError)):
+                        FileExistsError)) or (isinstance(exc, OSError) and exc.filename is not None):
         return _os_message(exc)
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8"

@@ -19,6 +19,7 @@ from ..authoring.compare import OUTCOMES
 from ..errors import OptionError
 from ..output import atomic_output, check_output_path
 from ..result import DISCLAIMER
+from ._errors import positive_int
 
 __all__ = ["register"]
 
@@ -70,7 +71,7 @@ def _register_lint(subparsers: argparse._SubParsersAction) -> None:
                     "values around every threshold, reduced exactly to equivalence classes). Exit 1 when "
                     "a contradiction or a rule that never fires is found. " + DISCLAIMER)
     parser.add_argument("--rules", default=None, help="rule folder, file or revision (default: the shipped rulebook)")
-    parser.add_argument("--max-rows", type=_positive_rows, default=20_000_000,
+    parser.add_argument("--max-rows", type=positive_int, default=20_000_000,
                         help="classes enumerated per check before sampling instead (default 20000000)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="also write the findings to this CSV")
     parser.set_defaults(func=_lint)
@@ -78,16 +79,6 @@ def _register_lint(subparsers: argparse._SubParsersAction) -> None:
 
 #: Longest revision or path name accepted for ``diff`` (git refs are far shorter).
 MAX_REVISION = 4096
-
-
-def _positive_rows(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 1")
-    return value
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:

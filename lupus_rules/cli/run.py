@@ -18,6 +18,7 @@ from ..generate import band_columns, count, iter_cartesian, resolve_facts, value
 from ..result import DISCLAIMER
 from ..output import check_output_path
 from ..rulebook import Rulebook, load_rulebook
+from ._errors import positive_int
 
 __all__ = ["register", "DEFAULT_LIMIT"]
 
@@ -29,16 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``run`` and ``generate`` sub-commands."""
     _register_run(subparsers)
     _register_generate(subparsers)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 1")
-    return value
 
 
 def _register_run(subparsers: argparse._SubParsersAction) -> None:
@@ -54,8 +45,8 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--engine", choices=ENGINES, default="vectorized",
                         help="vectorized (default, fast) or durable (durable-rules, in worker processes)")
     parser.add_argument("--rules", type=Path, default=None, help="rule folder or file (default: the shipped rulebook)")
-    parser.add_argument("--chunk-size", type=_positive, default=100_000, help="rows per chunk (default 100000)")
-    parser.add_argument("--processes", type=_positive, default=2, help="durable engine worker processes (default 2)")
+    parser.add_argument("--chunk-size", type=positive_int, default=100_000, help="rows per chunk (default 100000)")
+    parser.add_argument("--processes", type=positive_int, default=2, help="durable engine worker processes (default 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--excel-safe", action="store_true",
                         help="CSV output: prefix text cells a spreadsheet would run as a formula "
@@ -75,11 +66,11 @@ def _register_generate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="scenario file: .csv or .parquet")
     parser.add_argument("--facts", default=None,
                         help="comma-separated facts to vary (default: all), e.g. manifestations,methotrexate,upcr")
-    parser.add_argument("--limit", type=_positive, default=DEFAULT_LIMIT,
+    parser.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT,
                         help=f"refuse more rows than this unless --yes (default {DEFAULT_LIMIT:,})")
     parser.add_argument("--yes", action="store_true", help="write even above --limit")
     parser.add_argument("--rules", type=Path, default=None, help="rule folder or file (default: the shipped rulebook)")
-    parser.add_argument("--chunk-size", type=_positive, default=100_000, help="rows per chunk (default 100000)")
+    parser.add_argument("--chunk-size", type=positive_int, default=100_000, help="rows per chunk (default 100000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_generate)
 
