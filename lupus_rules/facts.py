@@ -637,7 +637,16 @@ def _validate_column(spec: FactSpec, column: pd.Series) -> tuple[np.ndarray, np.
     if _all_strings(column):
         fast = _from_arrow(spec, column)
         return fast if fast is not None else _from_strings(spec, column)
-    return _from_objects(spec, column.to_numpy(dtype=object))
+    return _from_objects(spec, _object_cells(column))
+
+
+def _object_cells(column: pd.Series) -> np.ndarray:
+    """The cells as Python objects, as ``tolist`` gives them (a categorical of ints keeps its ints)."""
+    import pandas as pd
+
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.astype(object).to_numpy()
+    return column.to_numpy(dtype=object)
 
 
 def _all_strings(column: pd.Series) -> bool:

@@ -151,6 +151,29 @@ def test_run_batch_engines_agree_on_every_hostile_cell():
             assert vec["error"].iloc[i] == text
 
 
+TYPED_COLUMNS = {
+    "Int64": pd.array([60, None, 300], dtype="Int64"),
+    "Float64": pd.array([60.5, None, float("inf")], dtype="Float64"),
+    "boolean": pd.array([True, None, False], dtype="boolean"),
+    "float32": np.array([60, np.nan, 1e38], dtype=np.float32),
+    "categorical text": pd.Categorical(["60", None, "x"]),
+    "categorical ints": pd.Categorical([60, None, 300]),
+    "datetime": pd.to_datetime(["2020-01-01", None, None]),
+    "uint64": np.array([60, 2**64 - 1, 0], dtype=np.uint64),
+    "python strings": pd.array(["60", None, "٦٠"], dtype="string[python]"),
+}
+
+
+@pytest.mark.parametrize("name", ["egfr", "bullous", "methotrexate", "manifestations"])
+@pytest.mark.parametrize("dtype", list(TYPED_COLUMNS))
+def test_typed_columns_read_like_their_cells(name, dtype):
+    column = pd.Series(TYPED_COLUMNS[dtype])
+    typed, errors = validate_frame(pd.DataFrame({name: column}))
+    for i, cell in enumerate(column.tolist()):
+        kind, text = verdict(name, cell)
+        assert errors.iloc[i] == (text if kind == "error" else ""), (dtype, cell)
+
+
 @pytest.mark.parametrize("bad", [None, "egfr", 42, {"egfr": 10**400}, {1: 2}, {"egfr": [1]},
                                  {"egfr": object()}, {"egfr": "1e400"}, {"egfr": Decimal("1e400")}],
                          ids=repr)
