@@ -32,7 +32,7 @@ EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
 #: Longest line of a message printed whole; a longer one (echoing a huge input) is elided.
-MAX_LINE = 2000
+MAX_LINE = 1000
 _UNKNOWN_NAMES = re.compile(r"unknown (?:columns?|facts?) ((?:'[^']*'(?:, )?)+)")
 
 
@@ -77,7 +77,7 @@ def with_column_suggestions(message: str) -> str:
 
 
 def _shorten(text: str) -> str:
-    lines = [line if len(line) <= MAX_LINE else line[:MAX_LINE // 2] + f"... ({len(line):,} characters)"
+    lines = [line if len(line) <= MAX_LINE else line[:MAX_LINE // 5] + f"... ({len(line):,} characters)"
              for line in text.splitlines() or [""]]
     return "\n".join(lines)
 

@@ -86,8 +86,8 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(partial, index=False)
 
 
-def _check_revision(name: str, which: str) -> None:
-    if len(name) > MAX_REVISION:
+def _check_revision(name: str | None, which: str) -> None:
+    if name is not None and len(name) > MAX_REVISION:
         raise OptionError(f"rulebook {which}: {name[:40]!r}... is {len(name):,} characters long; "
                           f"allowed: a folder, file or git revision of at most {MAX_REVISION} characters")
 
@@ -137,6 +137,7 @@ def _print_changed(table: pd.DataFrame, limit: int) -> None:
 def _coverage(args: argparse.Namespace) -> int:
     if args.proposals:
         check_output_path(args.proposals, suffixes=(".csv",), inputs=_inputs(args.scenarios))
+    _check_revision(args.rules, "--rules")
     report = coverage(args.scenarios, args.rules)
     with pd.option_context("display.width", 200, "display.max_colwidth", 70):
         print(report.to_text())
@@ -148,6 +149,7 @@ def _coverage(args: argparse.Namespace) -> int:
 def _lint(args: argparse.Namespace) -> int:
     if args.output:
         check_output_path(args.output, suffixes=(".csv",))
+    _check_revision(args.rules, "--rules")
     book = resolve_rulebook(args.rules) if args.rules else None
     report = lint(book, max_rows=args.max_rows)
     print(report.to_text())
