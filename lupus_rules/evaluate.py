@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from .errors import OptionError
 from .facts import Patient, validate_patient
 from .result import FiredRule, Result, matched_facts, summarize
 from .rulebook import DEFAULT_RULES_DIR, Rulebook, load_rulebook
@@ -27,21 +28,33 @@ def default_rulebook() -> Rulebook:
     return _DEFAULT[1]
 
 
-def evaluate(patient: Mapping[str, object] | Patient, rulebook: Rulebook | None = None) -> Result:
+def evaluate(patient: Mapping[str, object] | Patient, rulebook: Rulebook | str | Path | None = None) -> Result:
     """Evaluate one patient with forward chaining on durable-rules.
 
     ``patient`` is a mapping of facts (Python values or CSV strings) or a
     validated :class:`~lupus_rules.facts.Patient`; bad facts raise
     :class:`~lupus_rules.errors.PatientValidationError` naming each field.
-    ``rulebook`` defaults to the shipped one. Nothing is left in the engine
-    afterwards, so evaluations never influence each other.
+    ``rulebook``: a :class:`~lupus_rules.rulebook.Rulebook`, a folder of rule
+    files (``RulebookError`` if unusable), or ``None`` for the shipped one;
+    anything else raises :class:`~lupus_rules.errors.OptionError`. Nothing
+    is left in the engine afterwards, so evaluations never influence each other.
     """
     from .engines import durable  # imported here so that importing lupus_rules stays light
 
     checked = validate_patient(patient)
-    book = rulebook if rulebook is not None else default_rulebook()
+    book = _rulebook(rulebook)
     fired = durable.shared().fire(checked, book)
     return result_from_fired(book, checked, fired, engine="durable")
+
+
+def _rulebook(rulebook: Rulebook | str | Path | None) -> Rulebook:
+    if rulebook is None:
+        return default_rulebook()
+    if isinstance(rulebook, Rulebook):
+        return rulebook
+    if isinstance(rulebook, (str, Path)):
+        return load_rulebook(rulebook)
+    raise OptionError(f"rulebook: got {rulebook!r}; allowed: a Rulebook, a folder of rule files, or None")
 
 
 def result_from_fired(rulebook: Rulebook, patient: Patient, fired: list[str], engine: str) -> Result:

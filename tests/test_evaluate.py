@@ -179,3 +179,16 @@ def test_edited_rule_file_is_used_after_reload(tmp_path: Path, book):
     after = evaluate(patient, edited)
     assert edited.version != before.rulebook_version
     assert after.preferred == "voclosporin" and after.rulebook_version == edited.version
+
+
+def test_rulebook_may_be_a_folder_of_rule_files():
+    by_path = evaluate({"manifestations": "nephritis"}, rulebook=str(DEFAULT_RULES_DIR))
+    assert by_path.rulebook_version == evaluate({"manifestations": "nephritis"}).rulebook_version
+
+
+@pytest.mark.parametrize("rulebook", [42, object(), ["rules"]], ids=repr)
+def test_a_rulebook_of_the_wrong_type_is_an_option_error(rulebook):
+    from lupus_rules.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"rulebook: got .*; allowed: a Rulebook, a folder of rule files, or None"):
+        evaluate({}, rulebook=rulebook)
