@@ -538,11 +538,15 @@ def _check_flat(source: Path, target: Path) -> None:
         return
     import pyarrow.parquet as pq
 
-    nested = [f.name for f in pq.read_schema(source) if f.type.num_fields > 0]
+    import pyarrow as pa
+
+    schema = pq.read_schema(source)
+    nested = [f.name for f in schema if f.type.num_fields > 0 or pa.types.is_binary(f.type)
+              or pa.types.is_large_binary(f.type) or pa.types.is_fixed_size_binary(f.type)]
     if nested:
         raise BatchInputError(
             f"input {source}: column{'s' if len(nested) > 1 else ''} {', '.join(map(repr, nested))} "
-            f"hold{'' if len(nested) > 1 else 's'} lists or structs, which CSV cannot hold; "
+            f"hold{'' if len(nested) > 1 else 's'} lists, structs or raw bytes, which CSV cannot hold; "
             f"allowed: a .parquet output {target.with_suffix('.parquet')}, or flatten the column")
 
 
@@ -819,13 +823,17 @@ def _careful_rows(source: Path, names: list[str], start: tuple[int, int] | None,
 
 @dataclass
 class _Record:
-    """One CSV record: its first line, its bytes (``None`` when over :data:`MAX_ROW_BYTES`), where it ends."""
+    """One CSV record: its first line, its bytes (``None`` when over :data:`MAX_ROW_BYTES`), where it ends.
+
+    ``open_quote``: the file ended inside a quoted value begun in this record.
+    """
 
     line: int
     data: bytes | None
     size: int
     end: int
     next_line: int
+    open_quote: bool = False
 
 
 # Lexer states, as pyarrow's: at a cell's start, in an unquoted cell, in a quoted one, just after a quote in one.
@@ -892,6 +900,7 @@ def _csv_records(handle: Any, offset: int, line: int) -> Iterator[_Record]:
             parts = parts + [keep] if size <= MAX_ROW_BYTES else []
         if not block:
             if size and (record := _finished(parts, size, first, base + len(buffer), line + 1)) is not None:
+                record.open_quote = state == _QUOTED
                 yield record
             return
         carry = buffer[pos + len(keep):]
@@ -917,6 +926,10 @@ def _parse_record(record: _Record, width: int) -> tuple[list[str], str]:
     import csv
 
     where = f"line {record.line}"
+    if record.open_quote:
+        return [""] * width, (f"{where}: a quoted value is not closed before the end of the file, so every "
+                              "later line is part of this row; allowed: a closing \" (write \"\" for a quote "
+                              "inside a value)")
     if record.data is None:
         return [""] * width, (f"{where}: row too large: {record.size:,} bytes; "
                               f"allowed: at most {MAX_ROW_BYTES:,} bytes per row")
@@ -989,19 +1002,38 @@ class _Writer:
 
 
 def _excel_safe(table: Any) -> Any:
-    """The table with every formula-like text cell prefixed by ``'`` (see :func:`~lupus_rules.output.formula_like`)."""
+    """The table with every formula-like text cell prefixed by ``'`` (see :func:`~lupus_rules.output.formula_like`).
+
+    Text columns and dictionary-encoded (categorical) text columns; other types are left alone.
+    """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     columns = []
     for column in table.columns:
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            risky = pc.and_(pc.match_substring_regex(column, r"^[=+\-@\t\r]"),
-                            pc.invert(pc.match_substring_regex(column, _NUMBER_PATTERN)))
-            quote, empty = pa.scalar("'", column.type), pa.scalar("", column.type)
-            column = pc.if_else(pc.fill_null(risky, False), pc.binary_join_element_wise(quote, column, empty), column)
+        if _is_text(column.type):
+            column = _safe_text(column)
+        elif pa.types.is_dictionary(column.type) and _is_text(column.type.value_type):
+            column = pa.chunked_array([pa.DictionaryArray.from_arrays(chunk.indices, _safe_text(chunk.dictionary))
+                                       for chunk in column.chunks], type=column.type)
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _safe_text(column: Any) -> Any:
+    """A text array with its formula-like cells prefixed by ``'``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    risky = pc.and_(pc.match_substring_regex(column, r"^[=+\-@\t\r]"),
+                    pc.invert(pc.match_substring_regex(column, _NUMBER_PATTERN)))
+    quote, empty = pa.scalar("'", column.type), pa.scalar("", column.type)
+    return pc.if_else(pc.fill_null(risky, False), pc.binary_join_element_wise(quote, column, empty), column)
 
 
 _NUMBER_PATTERN = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"

@@ -383,3 +383,32 @@ def test_a_read_error_names_the_input_not_the_output(tmp_path, monkeypatch):
         run_file(source, tmp_path / "out.csv", chunk_size=1, progress=False)
     assert not (tmp_path / "out.csv").exists()
     assert no_partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("end", ["\n", "\r"])
+def test_an_unclosed_quote_is_named_not_called_ragged(tmp_path, rulebook, end):
+    got = run(tmp_path, csv_bytes(GOOD[:2] + ['e,"never closed,60,0.2', "f,x,60,0.2"], end), rulebook)
+    assert list(got["scenario_id"][:2]) == ["a", "b"] and (got["error"][:2] == "").all()
+    assert len(got) == 3
+    assert got.loc[2, "error"].startswith("line 4: a quoted value is not closed before the end of the file")
+
+
+def test_raw_bytes_parquet_column_to_csv_is_refused_before_work(tmp_path, monkeypatch):
+    path = tmp_path / "bytes.parquet"
+    pq.write_table(pa.table({"scenario_id": ["a"], "egfr": [60.0], "expect_raw": [b"\xff"]}), path)
+    monkeypatch.setattr(batch, "_Evaluator", None)
+    with pytest.raises(BatchInputError, match="'expect_raw'.*raw bytes"):
+        run_file(path, tmp_path / "out.csv", progress=False)
+    assert no_partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("engine", [e for e, _ in ENGINES])
+def test_excel_safe_reaches_categorical_parquet_columns(tmp_path, engine):
+    path = tmp_path / "cat.parquet"
+    ids = pa.array(["=cmd", "-1.5", "ok"]).dictionary_encode()
+    pq.write_table(pa.table({"scenario_id": ids, "egfr": [60.0, 25.0, 90.0], "expect_note": ["@x", "+1", None]}), path)
+    target = tmp_path / "out.csv"
+    run_file(path, target, engine, progress=False, excel_safe=True, **dict(ENGINES)[engine])
+    got = pd.read_csv(target, dtype=str, keep_default_na=False)
+    assert list(got["scenario_id"]) == ["'=cmd", "-1.5", "ok"]
+    assert list(got["expect_note"]) == ["'@x", "+1", ""]
