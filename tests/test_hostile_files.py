@@ -412,3 +412,37 @@ def test_excel_safe_reaches_categorical_parquet_columns(tmp_path, engine):
     got = pd.read_csv(target, dtype=str, keep_default_na=False)
     assert list(got["scenario_id"]) == ["'=cmd", "-1.5", "ok"]
     assert list(got["expect_note"]) == ["'@x", "+1", ""]
+
+
+def test_full_disk_on_parquet_output_is_a_clear_error(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq_module
+
+    source = tmp_path / "in.csv"
+    source.write_bytes(csv_bytes(GOOD))
+
+    class Full:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def write_table(self, table):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(pq_module, "ParquetWriter", Full)
+    with pytest.raises(BatchInputError, match="out.parquet.*No space left"):
+        run_file(source, tmp_path / "out.parquet", progress=False)
+    assert not (tmp_path / "out.parquet").exists() and no_partials(tmp_path) == []
+
+
+def test_ctrl_c_inside_atomic_output_removes_the_partial(tmp_path):
+    from lupus_rules.output import atomic_output
+
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"old\n")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(target) as partial:
+            partial.write_bytes(b"new, half")
+            raise KeyboardInterrupt
+    assert target.read_bytes() == b"old\n" and no_partials(tmp_path) == []
