@@ -312,7 +312,7 @@ def read_cell(name: str, raw: object) -> object:
     * **Bools**: ``True``/``False`` (Python or numpy) or the text ``true`` /
       ``false`` in any ASCII case; ``'yes'``, ``'1'``, ``1``, ``1.0`` are refused.
     * **Statuses**: exactly one of :data:`STATUSES` (case matters).
-    * **Sets**: a set, list or tuple of members, or ``';'``-separated text
+    * **Sets**: a set, list, tuple or 1-D numpy array (a Parquet list cell) of members, or ``';'``-separated text
       whose parts are stripped and empty parts ignored; members as spelt in
       :data:`MANIFESTATIONS` (case matters).
 
@@ -451,6 +451,8 @@ def _read_text(spec: FactSpec, raw: str) -> object:
 
 
 def _read_members(spec: FactSpec, raw: object) -> frozenset[str]:
+    if isinstance(raw, np.ndarray) and raw.ndim == 1:  # a Parquet/Arrow list cell, as pandas hands it out
+        raw = raw.tolist()
     if not isinstance(raw, (set, frozenset, list, tuple)):
         raise _Refused()
     if any(not isinstance(item, str) or item not in spec.allowed for item in raw):

@@ -52,6 +52,8 @@ SET_CELLS = [
     *[(na, frozenset()) for na in NA_LIKES],
     ("joint", frozenset({"joint"})), ("joint ; nephritis", frozenset({"joint", "nephritis"})),
     ("joint;;", frozenset({"joint"})), (["joint"], frozenset({"joint"})), ({"nephritis"}, frozenset({"nephritis"})),
+    (np.array(["joint", "nephritis"], dtype=object), frozenset({"joint", "nephritis"})),
+    (np.array(["joint"]), frozenset({"joint"})), (np.array([["joint"]]), REFUSED), (np.array(["x"]), REFUSED),
     ("Joint", REFUSED), (" JOINT", REFUSED), ("joint,nephritis", REFUSED), ("joint\x00", REFUSED),
     (["joint", 1], REFUSED), (1, REFUSED),
 ]
