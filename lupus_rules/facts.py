@@ -17,11 +17,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from numbers import Real
-from typing import Literal
 
 import numpy as np
 
 from .errors import FieldError, PatientValidationError
+from .vocabulary import FactSpec, shipped_vocabulary
 
 __all__ = [
     "FactSpec",
@@ -29,7 +29,6 @@ __all__ = [
     "MEASURES",
     "MEASURE_INPUTS",
     "STATUSES",
-    "MANIFESTATIONS",
     "Patient",
     "validate_patient",
     "read_cell",
@@ -42,112 +41,15 @@ __all__ = [
     "fact_names",
 ]
 
-Kind = Literal["set", "status", "bool", "number"]
-
-#: Allowed values of a drug-history fact.
-STATUSES: tuple[str, ...] = ("not_tried", "intolerant", "nonresponse", "effective")
-#: Allowed members of ``manifestations``.
-MANIFESTATIONS: tuple[str, ...] = ("cutaneous", "joint", "nephritis")
-
-
-@dataclass(frozen=True)
-class FactSpec:
-    """What one fact is: its kind, unit, allowed values or range, default and meaning."""
-
-    name: str
-    kind: Kind
-    description: str
-    allowed: tuple[str, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    unit: str = ""
-    default: object = None
-
-    def allowed_text(self) -> str:
-        """The allowed values in words, as error messages and the data dictionary show them."""
-        if self.kind == "bool":
-            return "true or false (CSV: true/false/empty = false)"
-        if self.kind == "status":
-            return "one of " + ", ".join(self.allowed)
-        if self.kind == "set":
-            return "any of " + ", ".join(self.allowed) + " (CSV: ';'-separated)"
-        bounds = f"a number from {self.minimum:g} to {self.maximum:g}"
-        return bounds + (f" {self.unit}" if self.unit else "") + ", or empty (unknown)"
-
-
-def _status(name: str, drug: str) -> FactSpec:
-    return FactSpec(name, "status", f"History with {drug}.", STATUSES, default="not_tried")
-
-
-def _flag(name: str, description: str) -> FactSpec:
-    return FactSpec(name, "bool", description, default=False)
-
-
-def _number(name: str, description: str, lo: float, hi: float, unit: str) -> FactSpec:
-    return FactSpec(name, "number", description, minimum=lo, maximum=hi, unit=unit)
-
-
-_SPECS: tuple[FactSpec, ...] = (
-    FactSpec(
-        "manifestations",
-        "set",
-        "Predominant lupus manifestations being treated.",
-        MANIFESTATIONS,
-        default=frozenset(),
-    ),
-    _status("methotrexate", "methotrexate"),
-    _status("ldn", "low-dose naltrexone (LDN)"),
-    _status("mycophenolate", "mycophenolate mofetil / mycophenolic acid (MMF/MPA)"),
-    _status("azathioprine", "azathioprine"),
-    _flag("topicals_tried", "Topical agents (glucocorticoid or calcineurin inhibitor) with hydroxychloroquine tried, response inadequate."),
-    _flag("low_dose_glucocorticoid_tried", "Low-dose glucocorticoid (<= 10 mg/day) with hydroxychloroquine tried for joints, response inadequate."),
-    _flag("planning_pregnancy", "Patient is planning a pregnancy."),
-    _flag("fertility_concern", "Preserving fertility matters to the patient."),
-    _flag("repeated_kidney_flares", "Repeated lupus nephritis flares."),
-    _flag("high_risk_kidney_failure", "High risk of progression to kidney failure."),
-    _flag("proliferative_nephritis", "Proliferative lupus nephritis (ISN/RPS class III or IV, with or without V)."),
-    _flag("bullous", "Bullous lupus (a cutaneous form)."),
-    _flag("g6pd_deficient", "Known G6PD deficiency (dapsone causes haemolysis)."),
-    _flag("persistent_activity", "Persistent disease activity despite current therapy."),
-    _flag("severe_organ_threatening", "Severe organ-threatening disease."),
-    _number("egfr", "Current estimated glomerular filtration rate.", 0, 200, "mL/min/1.73 m²"),
-    _number("egfr_baseline", "eGFR when the current regimen started.", 0, 200, "mL/min/1.73 m²"),
-    _number("upcr", "Current urine protein/creatinine ratio.", 0, 30, "g/g"),
-    _number("upcr_baseline", "UPCR when the current regimen started.", 0, 30, "g/g"),
-    _number("months_on_therapy", "Months on the current regimen.", 0, 600, "months"),
-    _number("prednisone_mg", "Current glucocorticoid dose, prednisone equivalent.", 0, 1000, "mg/day"),
-)
-
-#: Every input fact, by name, in data-dictionary order.
-FACTS: dict[str, FactSpec] = {s.name: s for s in _SPECS}
-
+_SHIPPED = shipped_vocabulary()
+#: Every input fact of the shipped rulebook, by name, in data-dictionary order (declared in rulebook.yaml).
+FACTS: dict[str, FactSpec] = _SHIPPED.facts
 #: Numbers computed from two facts; rules may test them like facts. Absent when either input is.
-MEASURES: dict[str, FactSpec] = {
-    "upcr_reduction_pct": FactSpec(
-        "upcr_reduction_pct",
-        "number",
-        "Reduction of UPCR from baseline: (upcr_baseline - upcr) / upcr_baseline × 100, "
-        "rounded to 6 decimals, clipped to ±1e9; negative when proteinuria rose. Needs upcr_baseline > 0.",
-        minimum=-float("inf"),
-        maximum=100,
-        unit="%",
-    ),
-    "egfr_change_pct": FactSpec(
-        "egfr_change_pct",
-        "number",
-        "Change of eGFR from baseline: (egfr - egfr_baseline) / egfr_baseline × 100, "
-        "rounded to 6 decimals, clipped to ±1e9; negative when kidney function fell. Needs egfr_baseline > 0.",
-        minimum=-100,
-        maximum=float("inf"),
-        unit="%",
-    ),
-}
-
+MEASURES: dict[str, FactSpec] = _SHIPPED.measures
 #: The (current, baseline) facts each measure is computed from.
-MEASURE_INPUTS: dict[str, tuple[str, str]] = {
-    "upcr_reduction_pct": ("upcr", "upcr_baseline"),
-    "egfr_change_pct": ("egfr", "egfr_baseline"),
-}
+MEASURE_INPUTS: dict[str, tuple[str, str]] = _SHIPPED.measure_inputs
+#: Allowed values of a drug-status fact.
+STATUSES: tuple[str, ...] = _SHIPPED.statuses
 
 
 #: Numbers (facts, measures, rule thresholds) are rounded to this many decimals, so that every
@@ -173,10 +75,8 @@ def compute_measures(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     One implementation serves one patient (arrays of length 1) and a batch
     (long arrays), so the durable and vectorized engines see identical numbers.
     """
-    return {
-        "upcr_reduction_pct": _percent_change(values["upcr_baseline"], values["upcr"]),
-        "egfr_change_pct": _percent_change(values["egfr_baseline"], values["egfr"], sign=1.0),
-    }
+    return {name: _percent_change(values[baseline], values[current], _SHIPPED.measure_signs[name])
+            for name, (current, baseline) in MEASURE_INPUTS.items()}
 
 
 def _percent_change(baseline: np.ndarray, current: np.ndarray, sign: float = -1.0) -> np.ndarray:

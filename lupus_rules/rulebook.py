@@ -43,7 +43,8 @@ from typing import Any
 import yaml
 
 from .errors import RuleProblem, RulebookError
-from .facts import FACTS, MEASURES, FactSpec, quantize
+from .facts import quantize
+from .vocabulary import FactSpec, Vocabulary, parse_vocabulary, shipped_vocabulary
 
 __all__ = [
     "Condition",
@@ -99,7 +100,7 @@ OPERATORS: dict[str, tuple[str, ...]] = {
 _RULE_KEYS = {"id", "title", "section", "citation", "when", "then", "rationale", "note"}
 _THEN_KEYS = {"derive", "recommend", "avoid", "flag"}
 _META_KEYS = {"name", "guideline", "disclaimer", "references", "agents", "flags",
-              "derived_facts", "definitions", "rank_scale", "accepted_gaps"}
+              "derived_facts", "definitions", "rank_scale", "accepted_gaps", "statuses", "facts", "measures"}
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,12 @@ class Rulebook:
     version: str = ""
     source: str = ""
     accepted_gaps: tuple[AcceptedGap, ...] = ()
+    vocabulary: Vocabulary = field(default_factory=shipped_vocabulary, compare=False)
+
+    @property
+    def facts(self) -> dict[str, FactSpec]:
+        """The input facts this rulebook declares, in declaration order."""
+        return self.vocabulary.facts
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id; KeyError names the id when there is none."""
@@ -399,6 +406,7 @@ class _Loader:
 
     def build(self) -> Rulebook:
         meta, meta_file = self._meta()
+        self.vocabulary = self._vocabulary(meta, meta_file)
         agents = self._agents(meta, meta_file)
         flags = self._mapping(meta, meta_file, "flags")
         derived = self._mapping(meta, meta_file, "derived_facts")
@@ -415,7 +423,8 @@ class _Loader:
         version = _content_hash({**meta, "references": references}, [r.to_data() for r in rules])
         rules = [replace(r, stratum=strata[r.id], position=order[r.id]) for r in rules]
         rules.sort(key=lambda r: (r.stratum, r.position))
-        return Rulebook(tuple(rules), agents, flags, derived, references, meta, version, self.source, gaps)
+        return Rulebook(tuple(rules), agents, flags, derived, references, meta, version, self.source, gaps,
+                        self.vocabulary)
 
     # -- vocabulary -----------------------------------------------------------------
 
@@ -440,6 +449,20 @@ class _Loader:
         for key in sorted(set(meta) - _META_KEYS):
             self.problem(name, None, f"rulebook.{key}", f"unknown key; allowed: {', '.join(sorted(_META_KEYS))}")
         return meta, name
+
+    def _vocabulary(self, meta: dict[str, Any], file: str) -> Vocabulary:
+        """The declared facts; the shipped ones when the section declares none (older rule folders)."""
+        if not any(key in meta for key in ("statuses", "facts", "measures")):
+            return shipped_vocabulary()
+        try:
+            vocabulary = parse_vocabulary(meta, file)
+        except RulebookError as exc:
+            self.problems += exc.problems
+            return shipped_vocabulary()
+        if vocabulary != shipped_vocabulary():
+            self.problem(file, None, "rulebook.facts", "differs from the shipped vocabulary; the engines read "
+                         "the shipped facts until declared facts are wired through (issue 8, slice 1b)")
+        return vocabulary
 
     def _references(self, meta: dict[str, Any], file: str) -> dict[int, str]:
         raw = meta.get("references") or {}
@@ -646,10 +669,10 @@ class _Loader:
             self.problem(file, rule_id, fld, f"unknown keys {sorted(extra)}; allowed: fact, op, value "
                          "(or derived / not_derived)")
         name = item.get("fact")
-        spec = (FACTS.get(name) or MEASURES.get(name)) if isinstance(name, str) else None
+        spec = self.vocabulary.spec(name) if isinstance(name, str) else None
         if spec is None:
             self.problem(file, rule_id, f"{fld}.fact", f"unknown fact {name!r}; allowed: "
-                         f"{', '.join(list(FACTS) + list(MEASURES))}")
+                         f"{', '.join(self.vocabulary.names())}")
             return None
         op = item.get("op")
         if not isinstance(op, str) or op not in OPERATORS[spec.kind]:
