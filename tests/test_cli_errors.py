@@ -270,3 +270,19 @@ def test_real_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path: Path) -> Non
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM to a child process")
+def test_sigterm_exits_143_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    import signal
+
+    out = tmp_path / "all.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "lupus_rules", "generate", "-o", str(out), "--yes",
+                             "--no-progress", "--chunk-size", "1000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "scenarios (" in proc.stdout.readline()  # the row count: work has started
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,8 @@
 0 ok; 1 some rows failed or a check failed (each command documents which);
 2 unusable input (one message naming the file, rule, column or option);
 3 internal error (one line, full traceback written to a crash file);
-130 interrupted (Ctrl-C).
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM, e.g. ``kill`` or a job scheduler's time limit).
+In both cases output files are removed half-written, never left truncated.
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import argparse
 import difflib
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -21,7 +24,7 @@ from pathlib import Path
 from ..errors import LupusRulesError
 
 __all__ = [
-    "EXIT_OK", "EXIT_FAILED", "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED",
+    "EXIT_OK", "EXIT_FAILED", "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_TERMINATED",
     "did_you_mean", "positive_int", "with_column_suggestions", "write_crash_file", "run_guarded",
 ]
 
@@ -30,6 +33,7 @@ EXIT_FAILED = 1
 EXIT_INPUT = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 #: Longest line of a message printed whole; a longer one (echoing a huge input) is elided.
 MAX_LINE = 1000
@@ -110,10 +114,22 @@ def _input_message(exc: BaseException) -> str | None:
     return None
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so every ``finally`` (partial output files) runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
 def run_guarded(command: str, func: Callable[[], int], *, debug: bool = False) -> int:
     """Run ``func`` and turn any exception into a message on stderr and the contract's exit code."""
+    previous = _on_sigterm(_raise_terminated)
     try:
         return int(func() or 0)
+    except _Terminated:
+        print(f"lupus-rules {command}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         _silence_stdout()
         return EXIT_OK
@@ -131,6 +147,15 @@ def run_guarded(command: str, func: Callable[[], int], *, debug: bool = False) -
         print(f"lupus-rules {command}: internal error: {type(exc).__name__}: {_shorten(str(exc))}; "
               f"full traceback written to {crash}", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        _on_sigterm(previous)
+
+
+def _on_sigterm(handler: object) -> object:
+    """Install ``handler`` for SIGTERM (main thread only, as Python requires); the previous one, or None."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _silence_stdout() -> None:
