@@ -32,26 +32,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lupus_rules import default_rulebook  # noqa: E402
-from lupus_rules.rulebook import Rulebook, rulebook_from_documents  # noqa: E402
+from lupus_rules.rulebook import MAX_STRATA, Rulebook, rulebook_from_documents  # noqa: E402
 
 __all__ = ["synthetic_rulebook", "main"]
 
 
-def synthetic_rulebook(rules: int, seed: int = 1) -> Rulebook:
-    """``rules`` valid rules over the shipped vocabulary, each from one to three shipped conditions."""
+#: Links per derived-fact chain: below the loader's strata limit (the shipped rules add strata of their own).
+CHAIN_DEPTH = MAX_STRATA - 10
+
+
+def synthetic_documents(rules: int, shape: str = "wide", seed: int = 1) -> list[tuple[str, dict]]:
+    """(file name, YAML document) pairs of the shipped vocabulary plus ``rules`` synthetic rules.
+
+    ``wide``: independent rules, each testing one to three shipped conditions
+    (thresholds moved a little) and recommending an agent or raising a flag.
+    ``chain``: chains of :data:`CHAIN_DEPTH` rules, each testing the fact the
+    previous one derives plus one shipped condition; a chain's last rule recommends.
+    """
     shipped = default_rulebook()
-    documents = shipped.to_documents()
+    name, meta = shipped.to_documents()[0]
+    meta = copy.deepcopy(meta)
     conditions = [c.to_data() for r in shipped.rules for c in r.when if c.kind == "fact"]
-    agents, flags = list(shipped.agents), list(shipped.flags)
     rng = random.Random(seed)
     made = []
     for i in range(rules):
         when = [_moved(copy.deepcopy(c), rng) for c in rng.sample(conditions, rng.randint(1, 3))]
-        then: dict[str, Any] = ({"recommend": [{"agent": rng.choice(agents), "rank": rng.randint(1, 100)}]}
-                                if rng.random() < 0.6 else {"flag": [rng.choice(flags)]})
+        then = _conclusion(rng, list(shipped.agents), list(shipped.flags))
+        if shape == "chain":
+            when = when[:1]
+            if i % CHAIN_DEPTH:
+                when.append({"derived": f"syn_{i - 1:05d}"})
+            if (i + 1) % CHAIN_DEPTH and i + 1 < rules:
+                then = {"derive": [f"syn_{i:05d}"]}
+                meta["rulebook"].setdefault("derived_facts", {})[f"syn_{i:05d}"] = "synthetic link"
         made.append({"id": f"R-SYN-{i:05d}", "title": f"synthetic {i}", "section": "synthetic",
                      "citation": [1], "when": when, "then": then, "rationale": "synthetic"})
-    return rulebook_from_documents([documents[0], ("synthetic.yaml", {"rules": made})], source="synthetic")
+    return [(name, meta), *shipped.to_documents()[1:], ("synthetic.yaml", {"rules": made})]
+
+
+def _conclusion(rng: random.Random, agents: list[str], flags: list[str]) -> dict[str, Any]:
+    if rng.random() < 0.6:
+        return {"recommend": [{"agent": rng.choice(agents), "rank": rng.randint(1, 100)}]}
+    return {"flag": [rng.choice(flags)]}
+
+
+def synthetic_rulebook(rules: int, shape: str = "wide", seed: int = 1) -> Rulebook:
+    """The rulebook of :func:`synthetic_documents`, built in memory."""
+    return rulebook_from_documents(synthetic_documents(rules, shape, seed), source="synthetic")
 
 
 def _moved(condition: dict, rng: random.Random) -> dict:

@@ -6,13 +6,16 @@ against the vectorized engine's own firing.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from lupus_rules import default_rulebook
 from lupus_rules.authoring.regions import cover, describe_classes, simplest_cell
-from lupus_rules.authoring.space import FactSpace
+from lupus_rules.authoring import lint, space as space_module
+from lupus_rules.authoring.space import DEFAULT_MAX_ROWS, FactSpace
 from lupus_rules.engines.vectorized import condition_mask
 from lupus_rules.engines.vectorized import fire_matrix
 from lupus_rules.facts import validate_frame
@@ -141,3 +144,34 @@ def test_cover_merges_a_full_slab_into_one_box():
     marked[1, :] = True
     boxes, left = cover(marked)
     assert boxes == [((1,), (0, 1, 2, 3))] and left == 0
+
+
+def _chain_rulebook(links: int = 6):
+    """The shipped vocabulary plus a derived-fact chain: each link tests the previous one's fact."""
+    from lupus_rules.rulebook import rulebook_from_documents
+
+    documents = default_rulebook().to_documents()
+    name, meta = documents[0]
+    meta = copy.deepcopy(meta)
+    tests = [{"fact": "egfr", "op": ">=", "value": 30 + 5 * i} for i in range(links)]
+    rules = []
+    for i, test in enumerate(tests):
+        when = [test] + ([{"derived": f"link_{i - 1}"}] if i else [])
+        then = {"derive": [f"link_{i}"]} if i + 1 < links else {"flag": [next(iter(default_rulebook().flags))]}
+        if i + 1 < links:
+            meta["rulebook"].setdefault("derived_facts", {})[f"link_{i}"] = "chain link"
+        rules.append({"id": f"R-CHAIN-{i}", "title": "chain", "section": "chain", "citation": [1],
+                      "when": when, "then": then, "rationale": "test"})
+    return rulebook_from_documents([(name, meta), *documents[1:], ("chain.yaml", {"rules": rules})])
+
+
+@pytest.mark.parametrize("max_rows", [DEFAULT_MAX_ROWS, 5000])
+def test_findings_do_not_depend_on_chunk_size(monkeypatch, max_rows):
+    """Chunks bounded by memory give the findings of one chunk holding every row (exhaustive and sampled)."""
+    book = _chain_rulebook()
+    reference = lint(book, max_rows=max_rows)  # plans of the shipped size fit in one chunk of CHUNK_ROWS
+    monkeypatch.setattr(space_module, "CHUNK_BYTES", 1)  # the smallest chunks: 1 024 rows
+    assert FactSpace(book).chunk_size() == 1024
+    chunked = lint(book, max_rows=max_rows)
+    pd.testing.assert_frame_equal(chunked.findings, reference.findings)
+    pd.testing.assert_frame_equal(chunked.coverage, reference.coverage)

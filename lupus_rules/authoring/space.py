@@ -35,14 +35,16 @@ from ..facts import FACTS, MEASURE_INPUTS, MEASURES, csv_cell, validate_frame
 from ..generate import band_columns, value_bands
 from ..rulebook import Condition, Rulebook
 
-__all__ = ["FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_ROWS"]
+__all__ = ["FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_ROWS", "CHUNK_BYTES"]
 
 T = TypeVar("T")
 
 #: Above this many classes a plan samples instead of enumerating (and says so).
 DEFAULT_MAX_ROWS = 20_000_000
-#: Rows evaluated at once (bounds memory: about 100 bytes per row).
+#: Rows drawn at once (the seeded sample is drawn in blocks of this many rows).
 CHUNK_ROWS = 1_000_000
+#: Bytes one evaluated chunk may take (the fired matrix costs about 3 bytes per rule and row).
+CHUNK_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -184,19 +186,35 @@ class FactSpace:
 
     # -- enumeration ---------------------------------------------------------------------
 
-    def chunks(self, plan: Plan, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-        """Evaluate the plan's classes chunk by chunk (all of them in order, or the seeded sample)."""
+    def chunks(self, plan: Plan, chunk_rows: int | None = None) -> Iterator[Chunk]:
+        """Evaluate the plan's classes chunk by chunk (all of them in order, or the seeded sample).
+
+        Rows are drawn in blocks of :data:`CHUNK_ROWS` (so the sample does not
+        depend on ``chunk_rows``) and evaluated ``chunk_rows`` at a time, by
+        default :meth:`chunk_size` (memory bounded whatever the number of rules).
+        """
+        step = chunk_rows or self.chunk_size()
+        for (start, stop), classes in self._blocks(plan):
+            for offset in range(0, stop - start, step):
+                part = {k: c[offset:offset + step] for k, c in classes.items()}
+                picks = {k: plan.reps[k][c] for k, c in part.items()}
+                yield self._chunk(plan, picks, part, min(step, stop - start - offset), start + offset)
+
+    def chunk_size(self) -> int:
+        """Rows per evaluated chunk: :data:`CHUNK_BYTES` over the bytes a row costs (about 3 per rule)."""
+        return max(1024, min(CHUNK_ROWS, CHUNK_BYTES // (3 * max(1, len(self.rulebook.rules)) + 100)))
+
+    def _blocks(self, plan: Plan) -> Iterator[tuple[tuple[int, int], dict[str, np.ndarray]]]:
+        """((start, stop), class index per relevant band) for each block of CHUNK_ROWS plan rows."""
         sizes = plan.shape
         rng = np.random.default_rng(plan.seed)
-        for start in range(0, plan.rows, chunk_rows):
-            stop = min(start + chunk_rows, plan.rows)
+        for start in range(0, plan.rows, CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, plan.rows)
             if plan.exhaustive:
                 coords = np.unravel_index(np.arange(start, stop, dtype=np.int64), sizes) if sizes else ()
-                classes = dict(zip(plan.keys, coords))
+                yield (start, stop), dict(zip(plan.keys, coords))
             else:
-                classes = {k: rng.integers(0, s, stop - start) for k, s in zip(plan.keys, sizes)}
-            picks = {k: plan.reps[k][c] for k, c in classes.items()}
-            yield self._chunk(plan, picks, classes, stop - start, start)
+                yield (start, stop), {k: rng.integers(0, s, stop - start) for k, s in zip(plan.keys, sizes)}
 
     def _chunk(self, plan: Plan, picks: dict[str, np.ndarray], classes: dict[str, np.ndarray],
                n: int, start: int) -> Chunk:
