@@ -76,8 +76,10 @@ def _probe(target: Path) -> None:
     except OSError as exc:
         raise BatchInputError(f"output {target}: folder {target.parent} is not writable "
                               f"({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
+    try:
+        os.close(fd)
+    finally:  # also on Ctrl-C/SIGTERM arriving here: never leave the probe behind
+        os.unlink(probe)
 
 
 def _create_partial(target: Path, suffix: str = ".partial") -> tuple[int, Path]:
@@ -103,9 +105,10 @@ def atomic_output(path: str | Path, *, suffixes: Sequence[str] | None = None,
     becomes a :class:`BatchInputError` naming ``path``.
     """
     target = check_output_path(path, suffixes=suffixes, inputs=inputs)
-    fd, partial = _create_partial(target)
-    os.close(fd)
+    partial: Path | None = None
     try:
+        fd, partial = _create_partial(target)
+        os.close(fd)
         yield partial
         _fsync_file(partial)
         os.replace(partial, target)
@@ -113,10 +116,11 @@ def atomic_output(path: str | Path, *, suffixes: Sequence[str] | None = None,
     except OSError as exc:
         raise BatchInputError(f"output {target}: could not write ({exc.strerror or exc})") from None
     finally:
-        try:
-            os.unlink(partial)
-        except FileNotFoundError:
-            pass
+        if partial is not None:
+            try:
+                os.unlink(partial)
+            except FileNotFoundError:
+                pass
 
 
 def _fsync_file(path: Path) -> None:

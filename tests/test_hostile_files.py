@@ -13,7 +13,6 @@ import pytest
 
 from lupus_rules import batch, load_rulebook
 from lupus_rules.batch import MAX_ROW_BYTES, BatchInputError, run_batch, run_file
-from lupus_rules.errors import LupusRulesError
 
 ENGINES = [("vectorized", {}), ("durable", {"processes": 1})]
 HEADER = "scenario_id,description,egfr,upcr"
@@ -222,28 +221,31 @@ def test_a_failure_mid_write_keeps_the_old_output_byte_identical(tmp_path, ruleb
     assert no_partials(tmp_path) == []
 
 
-def test_full_disk_is_a_clear_error_naming_the_output(tmp_path, rulebook, monkeypatch):
-    import pyarrow.csv as pc
+class _FullDisk:
+    """A pyarrow writer whose every write fails as on a full disk."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def write_table(self, table):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("module, writer, name", [("pyarrow.csv", "CSVWriter", "out.csv"),
+                                                  ("pyarrow.parquet", "ParquetWriter", "out.parquet")])
+def test_full_disk_is_a_clear_error_naming_the_output(tmp_path, monkeypatch, module, writer, name):
+    import importlib
 
     source = tmp_path / "in.csv"
     source.write_bytes(csv_bytes(GOOD))
-    target = tmp_path / "out.csv"
-
-    class Full:
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def write_table(self, table):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(pc, "CSVWriter", Full)
-    with pytest.raises(LupusRulesError, match="out.csv.*No space left"):
+    target = tmp_path / name
+    monkeypatch.setattr(importlib.import_module(module), writer, _FullDisk)
+    with pytest.raises(BatchInputError, match=f"{name}.*No space left"):
         run_file(source, target, progress=False)
-    assert not target.exists()
-    assert no_partials(tmp_path) == []
+    assert not target.exists() and no_partials(tmp_path) == []
 
 
 def test_concurrent_runs_on_one_output_give_one_runs_rows_whole(tmp_path, rulebook):
@@ -414,26 +416,7 @@ def test_excel_safe_reaches_categorical_parquet_columns(tmp_path, engine):
     assert list(got["expect_note"]) == ["'@x", "+1", ""]
 
 
-def test_full_disk_on_parquet_output_is_a_clear_error(tmp_path, monkeypatch):
-    import pyarrow.parquet as pq_module
 
-    source = tmp_path / "in.csv"
-    source.write_bytes(csv_bytes(GOOD))
-
-    class Full:
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def write_table(self, table):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(pq_module, "ParquetWriter", Full)
-    with pytest.raises(BatchInputError, match="out.parquet.*No space left"):
-        run_file(source, tmp_path / "out.parquet", progress=False)
-    assert not (tmp_path / "out.parquet").exists() and no_partials(tmp_path) == []
 
 
 def test_ctrl_c_inside_atomic_output_removes_the_partial(tmp_path):
@@ -446,3 +429,24 @@ def test_ctrl_c_inside_atomic_output_removes_the_partial(tmp_path):
             partial.write_bytes(b"new, half")
             raise KeyboardInterrupt
     assert target.read_bytes() == b"old\n" and no_partials(tmp_path) == []
+
+
+@pytest.mark.parametrize("when", ["probe", "partial"])
+def test_ctrl_c_while_an_output_file_is_being_created_leaves_nothing(tmp_path, monkeypatch, when):
+    """A signal right after the probe or the partial file is created (the full suite once caught it there)."""
+    from lupus_rules import output
+
+    real_close = os.close
+    created = []
+
+    def interrupted_close(fd):
+        real_close(fd)
+        created.append(fd)
+        if len(created) == (1 if when == "probe" else 2):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(output.os, "close", interrupted_close)
+    with pytest.raises(KeyboardInterrupt):
+        with output.atomic_output(tmp_path / "out.csv") as partial:
+            partial.write_text("x")
+    assert list(tmp_path.iterdir()) == []
