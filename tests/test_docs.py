@@ -45,3 +45,18 @@ def test_readme_rule_example_matches_the_rule_file():
     rule = lr.load_rulebook().rule("R-SL-01")
     shown = ", ".join(f"{{agent: {r.agent}, rank: {r.rank}}}" for r in rule.recommend)
     assert f"recommend: [{shown}]" in text
+
+
+def test_every_command_the_docs_name_exists():
+    """``lupus-rules WORD`` in README, the scenario README, docs/ and the notebooks is a real sub-command."""
+    import re
+
+    from lupus_rules.cli import build_parser
+
+    parser = build_parser()
+    commands = set(next(a for a in parser._actions if a.dest == "command").choices)
+    files = [ROOT / "README.md", ROOT / "scenarios" / "README.md", *ROOT.glob("docs/**/*.md"),
+             *ROOT.glob("notebooks/*.ipynb")]
+    named = {(path.name, word) for path in files
+             for word in re.findall(r"lupus-rules ([a-z][a-z-]*)", path.read_text(encoding="utf-8"))}
+    assert {(name, word) for name, word in named if word not in commands} == set()
