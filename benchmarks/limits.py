@@ -1,18 +1,28 @@
-"""Benchmark: what a large rulebook costs the vectorized engine, as ratios to the shipped rulebook.
+"""Benchmark: what large rulebooks cost lint and the engines (issue 9, resource limits).
 
-    python benchmarks/limits.py                  # 2 000 synthetic rules, 1 000 rows
-    python benchmarks/limits.py --rules 4000 --rows 20
+    python benchmarks/limits.py                      # 100, 500, 1 000, 2 000 rules, both shapes (~30 min)
+    python benchmarks/limits.py --quick              # 100 and 500 rules only (a few minutes)
+    python benchmarks/limits.py --sizes 100 1000 --tasks lint --cap 120
 
-A synthetic rulebook of ``--rules`` valid rules is built in memory
-(:func:`lupus_rules.rulebook.rulebook_from_documents` on the shipped
-vocabulary): each rule tests one to three conditions copied from the shipped
-rules (number thresholds moved a little) and recommends an agent or raises a
-flag. Each case runs in a fresh Python process and evaluates ``--rows`` seeded
-rows (benchmarks/data.py) with ``validate_frame`` + ``evaluate_frame``, twice
-(first call: compile and summarize; second call: other rows). Reported per
-case: the seconds of each call, the peak resident set size (VmHWM) and the
-peak minus the resident size before the first call (what the evaluation
-itself needed), then the synthetic case as multiples of the shipped one.
+Synthetic rulebooks (:func:`synthetic_rulebook`: the shipped 70 rules plus
+N synthetic ones, in memory) come in two shapes: ``wide`` (independent rules,
+one to three shipped conditions each) and ``chain`` (derived-fact chains of
+:data:`CHAIN_DEPTH` links, each link testing the previous one's fact). Each
+case runs in a fresh Python process, which reports its own seconds and peak
+resident set size (VmHWM; the rulebook is built before the clock starts but
+counts in the peak):
+
+* ``lint``: :func:`lupus_rules.authoring.lint` (``--max-rows``, and
+  ``--chain-max-rows`` for chains, whose plans are always sampled);
+* ``batch20`` / ``batch100k``: vectorized ``run_batch`` on 20 and 100 000
+  seeded rows (first call in the process: compile included);
+* ``durable20``: ``evaluate`` (durable-rules) of 20 patients one by one.
+
+A case still running after ``--cap`` seconds is killed and reported as
+``> cap s``. The last columns are per-rule ratios against the 100-rule case
+of the same shape and task measured in the same run: seconds per rule and
+working memory per rule, each divided by the 100-rule figure (1.0 = linear
+in rules; below 1: fixed costs dominate).
 
 Not for clinical use: timing synthetic rules on synthetic rows.
 """
@@ -34,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lupus_rules import default_rulebook  # noqa: E402
 from lupus_rules.rulebook import MAX_STRATA, Rulebook, rulebook_from_documents  # noqa: E402
 
-__all__ = ["synthetic_rulebook", "main"]
+__all__ = ["synthetic_documents", "synthetic_rulebook", "run_case", "spawn", "main"]
 
 
 #: Links per derived-fact chain: below the loader's strata limit (the shipped rules add strata of their own).
@@ -98,52 +108,103 @@ def _rss(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def run_case(rules: int, rows: int) -> dict:
-    """In this process: build the rulebook (0 = shipped), evaluate ``rows`` rows twice, measure."""
+TASKS = ("lint", "batch20", "batch100k", "durable20")
+SIZES = (100, 500, 1000, 2000)
+QUICK_SIZES = (100, 500)
+#: Sampled rows of lint's plans on chain rulebooks (every chain plan exceeds any enumerable size).
+CHAIN_MAX_ROWS = 1_000_000
+
+
+def _work(task: str, book: Rulebook, max_rows: int) -> Any:
+    """The measured call of one task (data prepared beforehand, outside the clock)."""
     from data import generated_rows
 
-    from lupus_rules.engines.vectorized import evaluate_frame
-    from lupus_rules.facts import validate_frame
+    from lupus_rules import evaluate, run_batch
+    from lupus_rules.authoring import lint
 
-    book = synthetic_rulebook(rules) if rules else default_rulebook()
-    frames = [generated_rows(rows, seed, default_rulebook()) for seed in (1, 2)]
+    if task == "lint":
+        return lambda: lint(book, max_rows=max_rows)
+    if task.startswith("batch"):
+        frame = generated_rows(20 if task == "batch20" else 100_000, 1, default_rulebook())
+        return lambda: run_batch(frame, "vectorized", book)
+    patients = generated_rows(20, 2, default_rulebook()).to_dict("records")
+    return lambda: [evaluate({k: (None if v != v else v) for k, v in p.items()}, book) for p in patients]
+
+
+def run_case(task: str, rules: int, shape: str, max_rows: int) -> dict:
+    """In this process: build the rulebook, run one task once, report seconds and memory."""
+    book = synthetic_rulebook(rules, shape)
+    call = _work(task, book, max_rows)
     before = _rss("VmRSS")
-    seconds = []
-    for frame in frames:
-        start = time.perf_counter()
-        typed, _ = validate_frame(frame)
-        evaluate_frame(typed, book)
-        seconds.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    call()
+    seconds = time.perf_counter() - start
     peak = _rss("VmHWM")
-    return {"rules": len(book.rules), "rows": rows, "first_s": seconds[0], "again_s": seconds[1],
-            "peak_mib": peak, "working_mib": peak - before}
+    return {"task": task, "shape": shape, "synthetic": rules, "rules": len(book.rules),
+            "strata": book.strata, "seconds": seconds, "peak_mib": peak, "working_mib": peak - before}
 
 
-def spawn(rules: int, rows: int) -> dict:
-    """:func:`run_case` in a fresh Python process."""
-    out = subprocess.run([sys.executable, __file__, "--worker", str(rules), str(rows)],
-                         check=True, capture_output=True, text=True)
+def spawn(task: str, rules: int, shape: str, max_rows: int, cap: float) -> dict:
+    """:func:`run_case` in a fresh Python process, killed after ``cap`` seconds (then ``capped``)."""
+    command = [sys.executable, __file__, "--worker", task, str(rules), shape, str(max_rows)]
+    try:
+        out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=cap)
+    except subprocess.TimeoutExpired:
+        return {"task": task, "shape": shape, "synthetic": rules, "capped": cap}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Measure the shipped and the synthetic rulebook; print both and their ratios."""
+def table(cases: list[dict]) -> str:
+    """The cases as a Markdown table, with per-rule ratios against the 100-synthetic-rule case."""
+    base = {(c["task"], c["shape"]): c for c in cases if c["synthetic"] == 100 and "capped" not in c}
+    lines = ["| task | shape | rules (synthetic) | strata | seconds | peak MiB | working MiB "
+             "| s/rule vs 100 | MiB/rule vs 100 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in cases:
+        if "capped" in c:
+            lines.append(f"| {c['task']} | {c['shape']} | ({c['synthetic']}) | | > {c['capped']:.0f} s | | | | |")
+            continue
+        ref = base.get((c["task"], c["shape"]))
+        ratio = _ratio(c, ref, "seconds"), _ratio(c, ref, "working_mib")
+        lines.append(f"| {c['task']} | {c['shape']} | {c['rules']} ({c['synthetic']}) | {c['strata']} "
+                     f"| {c['seconds']:.2f} | {c['peak_mib']:.0f} | {c['working_mib']:.0f} | {ratio[0]} | {ratio[1]} |")
+    return "\n".join(lines)
+
+
+def _ratio(case: dict, ref: dict | None, key: str) -> str:
+    """(case per rule) / (reference per rule), over all rules of each rulebook."""
+    if ref is None or ref[key] <= 0:
+        return "-"
+    return f"{(case[key] / case['rules']) / (ref[key] / ref['rules']):.2f}"
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Measure every (size, shape, task) case in its own process; print (and return) the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rules", type=int, default=2000, help="synthetic rules (default 2 000)")
-    parser.add_argument("--rows", type=int, default=1000, help="rows evaluated per call (default 1 000)")
-    parser.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="synthetic rule counts")
+    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES} only")
+    parser.add_argument("--shapes", nargs="+", default=["wide", "chain"], choices=["wide", "chain"])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--max-rows", type=int, default=20_000_000, help="lint's max_rows on wide rulebooks")
+    parser.add_argument("--chain-max-rows", type=int, default=CHAIN_MAX_ROWS, help="lint's max_rows on chains")
+    parser.add_argument("--cap", type=float, default=180.0, help="seconds before a case is killed")
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(run_case(*args.worker)))
-        return
-    shipped, synthetic = spawn(0, args.rows), spawn(args.rules, args.rows)
-    print(f"{'rulebook':>10} {'rules':>6} {'rows':>6} {'first s':>8} {'again s':>8} {'peak MiB':>9} {'work MiB':>9}")
-    for name, case in (("shipped", shipped), ("synthetic", synthetic)):
-        print(f"{name:>10} {case['rules']:>6} {case['rows']:>6} {case['first_s']:>8.3f} {case['again_s']:>8.3f} "
-              f"{case['peak_mib']:>9.0f} {case['working_mib']:>9.0f}")
-    ratios = {key: synthetic[key] / max(shipped[key], 1e-9)
-              for key in ("rules", "first_s", "again_s", "peak_mib", "working_mib")}
-    print("synthetic / shipped: " + ", ".join(f"{key} x{value:.1f}" for key, value in ratios.items()))
+        task, rules, shape, max_rows = args.worker
+        print(json.dumps(run_case(task, int(rules), shape, int(max_rows))))
+        return ""
+    sizes = list(QUICK_SIZES) if args.quick else args.sizes
+    cases = []
+    for shape in args.shapes:
+        rows = args.chain_max_rows if shape == "chain" else args.max_rows
+        for task in args.tasks:
+            for rules in sizes:
+                cases.append(spawn(task, rules, shape, rows, args.cap))
+                print(json.dumps(cases[-1]), file=sys.stderr, flush=True)
+    text = table(cases)
+    print(f"lint max_rows: wide {args.max_rows:,}, chain {args.chain_max_rows:,}; cap {args.cap:.0f} s\n")
+    print(text)
+    return text
 
 
 if __name__ == "__main__":

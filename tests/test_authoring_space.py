@@ -7,6 +7,7 @@ against the vectorized engine's own firing.
 from __future__ import annotations
 
 import copy
+import importlib
 
 import numpy as np
 import pandas as pd
@@ -175,3 +176,40 @@ def test_findings_do_not_depend_on_chunk_size(monkeypatch, max_rows):
     chunked = lint(book, max_rows=max_rows)
     pd.testing.assert_frame_equal(chunked.findings, reference.findings)
     pd.testing.assert_frame_equal(chunked.coverage, reference.coverage)
+
+
+def _reference_lint(monkeypatch, book, **options):
+    """lint evaluating every rule on every enumeration, each example patient on its own (the old path)."""
+    lint_module = importlib.import_module("lupus_rules.authoring.lint")
+    with monkeypatch.context() as patched:
+        patched.setattr(FactSpace, "sub_rulebook", lambda self, rule_ids=None: (self.rulebook, self._column_of))
+        patched.setattr(lint_module._Explainer, "preload", lambda self, patients: None)
+        return lint(book, **options)
+
+
+@pytest.mark.parametrize("which", ["shipped", "chain"])
+@pytest.mark.parametrize("max_rows", [DEFAULT_MAX_ROWS, 5000])
+def test_lint_on_sub_rulebooks_finds_what_evaluating_every_rule_finds(monkeypatch, which, max_rows):
+    book = default_rulebook() if which == "shipped" else _chain_rulebook(8)
+    reference = _reference_lint(monkeypatch, book, max_rows=max_rows)
+    fast = lint(book, max_rows=max_rows)
+    pd.testing.assert_frame_equal(fast.findings, reference.findings)
+    pd.testing.assert_frame_equal(fast.coverage, reference.coverage)
+    assert len(reference.findings) > 0
+
+
+def test_a_sub_rulebook_fires_its_rules_exactly_as_the_whole_rulebook():
+    book = _chain_rulebook(6)
+    space = FactSpace(book)
+    plan = space.plan(["R-CHAIN-5"])
+    sub, column_of = space.sub_rulebook(["R-CHAIN-5", "R-FL-01"])
+    assert set(column_of) == space.closure(["R-CHAIN-5", "R-FL-01"]) and len(sub.rules) < len(book.rules)
+    assert {f"R-CHAIN-{i}" for i in range(6)} <= set(column_of)  # every producer of what it tests
+    whole = list(space.chunks(plan, chunk_rows=1024))
+    part = list(space.chunks(plan, chunk_rows=1024, rule_ids=["R-CHAIN-5", "R-FL-01"]))
+    assert len(whole) == len(part) > 0
+    for a, b in zip(whole, part):
+        for rule_id in column_of:
+            assert (a.fires(rule_id) == b.fires(rule_id)).all(), rule_id
+    with pytest.raises(KeyError, match="not evaluated"):
+        part[0].fires("R-GC-01")

@@ -118,16 +118,23 @@ def lint(rulebook: Rulebook | None = None, *, max_rows: int = DEFAULT_MAX_ROWS, 
     for plan, assigned in schedule(space, ((c.rule_ids, c.conditions, c) for c in checks), max_rows, seed):
         for check in assigned:
             check.start(plan)
-        for chunk in space.chunks(plan):
+        for chunk in space.chunks(plan, rule_ids=_needed(space, assigned)):
             for check in assigned:
                 check.update(chunk)
         coverage.append({"checks": _names(assigned), "relevant_facts": ", ".join(plan.keys),
                          "classes": plan.classes, "rows": plan.rows, "exhaustive": plan.exhaustive,
                          "description": plan.describe()})
     explainer = _Explainer(book)
+    explainer.preload(p for check in checks for p in check.examples())
     findings = [f for check in checks for f in check.findings(explainer)]
     findings.sort(key=lambda f: (_SEVERITY_ORDER[f["severity"]], f["check"], -f["classes"]))
     return LintReport(pd.DataFrame(findings, columns=FINDING_COLUMNS), pd.DataFrame(coverage), book.version)
+
+
+def _needed(space: FactSpace, checks: list[_Check]) -> frozenset[str]:
+    """The rules the checks riding on one enumeration read, and every rule deriving what those test."""
+    rule_ids = frozenset().union(*(c.rule_ids for c in checks))
+    return space.closure(rule_ids, frozenset().union(*(c.conditions for c in checks)))
 
 
 def _check_count(name: str, value: object, minimum: int) -> None:
@@ -200,6 +207,11 @@ def _nondefault(patient: dict) -> dict:
     return {k: v for k, v in patient.items() if v != defaults.get(FACTS[k].kind, FACTS[k].default)}
 
 
+def _key(patient: dict) -> tuple:
+    """A patient (CSV cells) as a hashable key."""
+    return tuple(sorted(patient.items()))
+
+
 def _finding(check: str, severity: str, rules: Iterable[str], classes: int, message: str, patient: dict) -> dict:
     example = ", ".join(f"{k}={v}" for k, v in _nondefault(patient).items())
     return {"check": check, "severity": severity, "rules": tuple(rules), "classes": int(classes),
@@ -211,12 +223,30 @@ class _Explainer:
 
     def __init__(self, book: Rulebook):
         self.book = book
+        self._states: dict[tuple, tuple[pd.DataFrame, dict[str, np.ndarray], set[str]]] = {}
+
+    def preload(self, patients: Iterable[dict]) -> None:
+        """Evaluate these patients in one frame (one call per patient made lint quadratic in rules)."""
+        todo = {_key(p): p for p in patients if p and _key(p) not in self._states}
+        if not todo:
+            return
+        typed, _ = validate_frame(pd.DataFrame(list(todo.values()), dtype=object))
+        fired = fire_matrix(typed, self.book)
+        for i, key in enumerate(todo):
+            self._states[key] = self._unpack(typed.iloc[[i]].reset_index(drop=True), fired[i])
+
+    def _unpack(self, typed: pd.DataFrame, fired: np.ndarray) -> tuple[pd.DataFrame, dict[str, np.ndarray], set[str]]:
+        ids = {self.book.rules[j].id for j in np.flatnonzero(fired)}
+        derived = {name for rule_id in ids for name in self.book.rule(rule_id).derive}
+        return typed, {name: np.array([True]) for name in derived}, ids
 
     def _state(self, patient: dict) -> tuple[pd.DataFrame, dict[str, np.ndarray], set[str]]:
-        typed, _ = validate_frame(pd.DataFrame([patient], dtype=object))
-        fired = {self.book.rules[j].id for j in np.flatnonzero(fire_matrix(typed, self.book)[0])}
-        derived = {name for rule_id in fired for name in self.book.rule(rule_id).derive}
-        return typed, {name: np.array([True]) for name in derived}, fired
+        key = _key(patient)
+        state = self._states.get(key)
+        if state is None:
+            typed, _ = validate_frame(pd.DataFrame([patient], dtype=object))
+            state = self._states[key] = self._unpack(typed, fire_matrix(typed, self.book)[0])
+        return state
 
     def fired(self, patient: dict) -> set[str]:
         """Ids of the rules the patient fires."""
@@ -253,6 +283,10 @@ class _Check:
 
     def update(self, chunk: Chunk) -> None:
         raise NotImplementedError
+
+    def examples(self) -> list[dict]:
+        """Example patients :meth:`findings` will explain (evaluated together beforehand)."""
+        return []
 
     def findings(self, explainer: _Explainer) -> list[dict]:
         raise NotImplementedError
@@ -435,6 +469,9 @@ class _FiresCheck(_Check):
         if self.closest is None or holding[row] > self.closest[0]:
             self.closest = (int(holding[row]), chunk.patient(row, full=True))
 
+    def examples(self) -> list[dict]:
+        return [self.closest[1]] if self.closest and not self.count else []
+
     def findings(self, explainer: _Explainer) -> list[dict]:
         if self.count:
             return []
@@ -476,6 +513,9 @@ class _ShadowCheck(_Check):
             covered &= chunk.fired_count(ids) > 1  # this rule plus at least one other
         self.uncovered += int((fired & ~covered).sum())
         self.tally.add(("all",), covered, chunk)
+
+    def examples(self) -> list[dict]:
+        return [self.tally.examples[("all",)][1]] if self.fired and not self.uncovered else []
 
     def findings(self, explainer: _Explainer) -> list[dict]:
         if not self.fired or self.uncovered:

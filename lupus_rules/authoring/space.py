@@ -22,15 +22,17 @@ sample. Only when that product exceeds a limit are classes sampled (seeded), and
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
-from ..engines.vectorized import condition_mask, fire_matrix
+from ..engines.vectorized import _compile, _fire, condition_mask  # rule-major firing, no transpose
 from ..facts import FACTS, MEASURE_INPUTS, MEASURES, csv_cell, validate_frame
 from ..generate import band_columns, value_bands
 from ..rulebook import Condition, Rulebook
@@ -84,7 +86,7 @@ class Plan:
     space_size: int = 1
     seed: int = 0
 
-    @property
+    @cached_property
     def atom_set(self) -> frozenset[Condition]:
         """Every fact condition the classes respect: a question needing only these is answered exactly."""
         return frozenset(a for atoms in self.atoms.values() for a in atoms)
@@ -122,6 +124,8 @@ class FactSpace:
                 self._producers.setdefault(name, []).append(rule.id)
         self._rules = {r.id: r for r in rulebook.rules}
         self._column_of = {r.id: j for j, r in enumerate(rulebook.rules)}
+        self._masks: dict[tuple[str, Condition], np.ndarray] = {}
+        self._books: dict[frozenset[str], tuple[Rulebook, dict[str, int]]] = {}
         self.space_size = math.prod(len(g.values) for g in self.groups.values())
 
     # -- bands ---------------------------------------------------------------------------
@@ -167,16 +171,25 @@ class FactSpace:
         keys = tuple(k for k in self.groups if k in by_group)
         reps, class_of, signatures = {}, {}, {}
         for key in keys:
-            reps[key], class_of[key], signatures[key] = self._classes(self.groups[key], by_group[key])
+            reps[key], class_of[key], signatures[key] = self._classes(self._signature(key, by_group[key]))
         classes = math.prod(len(r) for r in reps.values())
         rows = min(classes, max_rows)
         return Plan(rules, extra, keys, reps, {k: tuple(by_group[k]) for k in keys}, class_of, signatures,
                     classes, rows, classes <= max_rows, self.space_size, seed)
 
+    def _signature(self, key: str, atoms: list[Condition]) -> np.ndarray:
+        """(band values × atoms) truth table; each atom's column computed once per space (plans share atoms)."""
+        columns = []
+        for atom in atoms:
+            mask = self._masks.get((key, atom))
+            if mask is None:
+                mask = self._masks[(key, atom)] = condition_mask(atom, self.groups[key].typed)
+            columns.append(mask)
+        return np.stack(columns, axis=1)
+
     @staticmethod
-    def _classes(group: _Group, atoms: list[Condition]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _classes(signature: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Band values alike under every atom form a class: (first value of each, class of each value, signatures)."""
-        signature = np.stack([condition_mask(a, group.typed) for a in atoms], axis=1)
         _, first, inverse = np.unique(signature, axis=0, return_index=True, return_inverse=True)
         order = np.argsort(first)  # classes numbered by first appearance: class 0 holds the default
         rank = np.empty_like(order)
@@ -186,23 +199,56 @@ class FactSpace:
 
     # -- enumeration ---------------------------------------------------------------------
 
-    def chunks(self, plan: Plan, chunk_rows: int | None = None) -> Iterator[Chunk]:
+    def chunks(self, plan: Plan, chunk_rows: int | None = None,
+               rule_ids: Iterable[str] | None = None) -> Iterator[Chunk]:
         """Evaluate the plan's classes chunk by chunk (all of them in order, or the seeded sample).
 
-        Rows are drawn in blocks of :data:`CHUNK_ROWS` (so the sample does not
-        depend on ``chunk_rows``) and evaluated ``chunk_rows`` at a time, by
-        default :meth:`chunk_size` (memory bounded whatever the number of rules).
+        ``rule_ids`` (default: every rule) limits evaluation to those rules and,
+        through :meth:`closure`, the rules deriving what they test: their firing
+        is exactly what the whole rulebook gives, and :meth:`Chunk.fires` of any
+        other rule raises KeyError. Rows are drawn in blocks of :data:`CHUNK_ROWS`
+        (so the sample does not depend on ``chunk_rows``) and evaluated
+        ``chunk_rows`` at a time, by default :meth:`chunk_size` of the evaluated
+        rules (memory bounded whatever the number of rules).
         """
-        step = chunk_rows or self.chunk_size()
+        book, column_of = self.sub_rulebook(rule_ids)
+        step = chunk_rows or self.chunk_size(len(book.rules))
         for (start, stop), classes in self._blocks(plan):
             for offset in range(0, stop - start, step):
                 part = {k: c[offset:offset + step] for k, c in classes.items()}
                 picks = {k: plan.reps[k][c] for k, c in part.items()}
-                yield self._chunk(plan, picks, part, min(step, stop - start - offset), start + offset)
+                n = min(step, stop - start - offset)
+                yield self._chunk(plan, picks, part, n, start + offset, book, column_of)
 
-    def chunk_size(self) -> int:
-        """Rows per evaluated chunk: :data:`CHUNK_BYTES` over the bytes a row costs (about 3 per rule)."""
-        return max(1024, min(CHUNK_ROWS, CHUNK_BYTES // (3 * max(1, len(self.rulebook.rules)) + 100)))
+    def sub_rulebook(self, rule_ids: Iterable[str] | None = None) -> tuple[Rulebook, dict[str, int]]:
+        """The rules of ``closure(rule_ids)`` in firing order as a rulebook (cached), and each one's row.
+
+        ``None`` gives the whole rulebook. The sub-rulebook keeps every producer
+        of every derived fact its rules test, so each of its rules fires
+        exactly where it fires in the whole rulebook.
+        """
+        if rule_ids is None:
+            return self.rulebook, self._column_of
+        keep = self.closure(rule_ids)
+        held = self._books.get(keep)
+        if held is None:
+            if len(keep) == len(self.rulebook.rules):
+                held = (self.rulebook, self._column_of)
+            else:
+                rules = tuple(r for r in self.rulebook.rules if r.id in keep)
+                digest = hashlib.sha256("\n".join(r.id for r in rules).encode()).hexdigest()[:12]
+                book = replace(self.rulebook, rules=rules, version=f"{self.rulebook.version}/sub-{digest}")
+                held = (book, {r.id: j for j, r in enumerate(rules)})
+            self._books[keep] = held
+        return held
+
+    def chunk_size(self, rules: int | None = None) -> int:
+        """Rows per evaluated chunk: :data:`CHUNK_BYTES` over the bytes a row costs (about 3 per rule).
+
+        ``rules``: how many rules are evaluated (default: all of the rulebook).
+        """
+        rules = len(self.rulebook.rules) if rules is None else rules
+        return max(1024, min(CHUNK_ROWS, CHUNK_BYTES // (3 * max(1, rules) + 100)))
 
     def _blocks(self, plan: Plan) -> Iterator[tuple[tuple[int, int], dict[str, np.ndarray]]]:
         """((start, stop), class index per relevant band) for each block of CHUNK_ROWS plan rows."""
@@ -217,7 +263,7 @@ class FactSpace:
                 yield (start, stop), {k: rng.integers(0, s, stop - start) for k, s in zip(plan.keys, sizes)}
 
     def _chunk(self, plan: Plan, picks: dict[str, np.ndarray], classes: dict[str, np.ndarray],
-               n: int, start: int) -> Chunk:
+               n: int, start: int, book: Rulebook, column_of: dict[str, int]) -> Chunk:
         columns: dict[str, object] = {}
         for key, group in self.groups.items():
             index = picks.get(key)
@@ -227,8 +273,9 @@ class FactSpace:
                 if name in group.reads or name.split("__")[0] in group.reads:
                     columns[name] = _take(group.typed[name], index)
         typed = pd.DataFrame(columns, copy=False)
-        fired = np.ascontiguousarray(fire_matrix(typed, self.rulebook).T)
-        return Chunk(self, plan, typed, fired, picks, classes, start)
+        rows = _fire(typed, _compile(book))
+        fired = np.stack(rows) if rows else np.zeros((0, n), dtype=bool)  # rule-major: row j = rule j
+        return Chunk(self, plan, typed, fired, picks, classes, start, column_of)
 
     def rule_column(self, rule_id: str) -> int:
         """Row of the rule-major fired matrix holding ``rule_id``."""
@@ -294,6 +341,7 @@ class Chunk:
     picks: dict[str, np.ndarray]
     classes: dict[str, np.ndarray]
     start: int
+    column_of: dict[str, int] | None = None  # rule id -> row of ``fired`` (None: the space's, every rule)
     _derived: dict[str, np.ndarray] = field(default_factory=dict)
     _counts: dict[frozenset[str], np.ndarray] = field(default_factory=dict)
     _simplicity: np.ndarray | None = None
@@ -303,7 +351,12 @@ class Chunk:
 
     def fires(self, rule_id: str) -> np.ndarray:
         """Rows where the rule fired."""
-        return self.fired[self.space.rule_column(rule_id)]
+        if self.column_of is None:
+            return self.fired[self.space.rule_column(rule_id)]
+        try:
+            return self.fired[self.column_of[rule_id]]
+        except KeyError:
+            raise KeyError(f"rule {rule_id!r} was not evaluated in this chunk (not among its rule_ids)") from None
 
     def fired_count(self, rule_ids: frozenset[str]) -> np.ndarray:
         """Per row, how many of these rules fired (cached: shared by every check asking)."""
