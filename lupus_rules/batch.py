@@ -32,7 +32,7 @@ import pandas as pd
 from .engines import ENGINES
 from .errors import BatchInputError, EngineError, PatientValidationError
 from .facts import FACTS, validate_frame
-from .output import atomic_output, check_output_path
+from .output import SUFFIXES, atomic_output, check_output_path
 from .result import DISCLAIMER
 from .rulebook import Rulebook, load_rulebook, rulebook_from_documents
 
@@ -60,9 +60,6 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
 PASSTHROUGH_COLUMNS: tuple[str, ...] = ("scenario_id", "description")
 #: Input columns starting with this (expected outcomes of a scenario suite) are passed through too.
 PASSTHROUGH_PREFIX = "expect_"
-#: File suffixes :func:`run_file` reads and writes.
-SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
-
 #: Below this many rows (in a run's first chunk) the durable engine runs in this process:
 #: starting worker processes costs about a second.
 POOL_MIN_ROWS = 500

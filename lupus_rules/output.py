@@ -29,8 +29,10 @@ from pathlib import Path
 
 from .errors import BatchInputError
 
-__all__ = ["FORMULA_PREFIXES", "atomic_output", "check_output_path", "excel_safe_text", "formula_like"]
+__all__ = ["SUFFIXES", "FORMULA_PREFIXES", "atomic_output", "check_output_path", "excel_safe_text", "formula_like"]
 
+#: File suffixes of the tables lupus_rules reads and writes (``run``, ``generate``).
+SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 #: A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
 FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 #: A plain decimal number (``-1.5``, ``+2e3``) is left alone: a spreadsheet reads it as that number.

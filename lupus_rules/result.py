@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .facts import FACTS, Patient
+from .notice import DISCLAIMER
 from .rulebook import Rule, Rulebook
 
 __all__ = [
@@ -26,8 +27,6 @@ __all__ = [
 ]
 
 #: Shown wherever a user sees a result.
-DISCLAIMER = ("Not for clinical use: lupus_rules is a prototyping and teaching workbench, "
-              "not a tool for treating patients.")
 
 
 @dataclass(frozen=True)

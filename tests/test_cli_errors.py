@@ -130,7 +130,7 @@ def test_output_is_checked_before_any_work(files: Path, monkeypatch: pytest.Monk
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("evaluated although the output location is unusable")
 
-    monkeypatch.setattr("lupus_rules.cli.run.run_file", never)
+    monkeypatch.setattr("lupus_rules.batch.run_file", never)
     code, _, err = run_cli(["run", str(files / "good.csv"), "-o", str(files / "missing" / "o.csv")], capsys)
     assert code == 2 and "folder not found" in err
 
@@ -203,7 +203,7 @@ def test_ctrl_c_exits_130_and_leaves_nothing(files: Path, monkeypatch: pytest.Mo
             partial.write_text("half a result", encoding="utf-8")
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("lupus_rules.cli.run.run_file", interrupted)
+    monkeypatch.setattr("lupus_rules.batch.run_file", interrupted)
     before = set(os.listdir(files))
     code, _, err = run_cli(["run", str(files / "good.csv"), "-o", str(out)], capsys)
     assert code == 130 and "interrupted" in err and "Traceback" not in err

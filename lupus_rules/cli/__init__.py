@@ -14,7 +14,7 @@ import re
 import sys
 from typing import NoReturn
 
-from ..result import DISCLAIMER
+from ..notice import DISCLAIMER
 from ._errors import EXIT_INPUT, did_you_mean, run_guarded
 
 __all__ = ["main", "build_parser", "version_text"]

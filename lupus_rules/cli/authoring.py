@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
-from ..authoring import compare, coverage, lint, resolve_rulebook, rule_diff
-from ..authoring.compare import OUTCOMES
 from ..errors import OptionError
 from ..output import atomic_output, check_output_path
-from ..result import DISCLAIMER
+from ..notice import DISCLAIMER
 from ._errors import positive_int
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["register"]
 
@@ -97,6 +98,8 @@ def _diff(args: argparse.Namespace) -> int:
         check_output_path(args.output, suffixes=(".csv",), inputs=_inputs(args.scenarios))
     _check_revision(args.a, "A")
     _check_revision(args.b, "B")
+    from ..authoring import compare, resolve_rulebook, rule_diff
+
     book_a, book_b = resolve_rulebook(args.a, args.repo), resolve_rulebook(args.b, args.repo)
     table = compare(book_a, book_b, args.scenarios) if args.scenarios else None
     print(DISCLAIMER)
@@ -119,6 +122,8 @@ def _inputs(scenarios: str | None) -> tuple[str, ...]:
 
 
 def _print_changed(table: pd.DataFrame, limit: int) -> None:
+    from ..authoring.compare import OUTCOMES
+
     shown = table if limit <= 0 else table.head(limit)
     for _, row in shown.iterrows():
         print(f"{row['scenario_id']}: {row['changed'].replace('_', ' ')}; rules: {row['rules'] or '-'}")
@@ -138,6 +143,10 @@ def _coverage(args: argparse.Namespace) -> int:
     if args.proposals:
         check_output_path(args.proposals, suffixes=(".csv",), inputs=_inputs(args.scenarios))
     _check_revision(args.rules, "--rules")
+    import pandas as pd
+
+    from ..authoring import coverage
+
     report = coverage(args.scenarios, args.rules)
     with pd.option_context("display.width", 200, "display.max_colwidth", 70):
         print(report.to_text())
@@ -150,6 +159,8 @@ def _lint(args: argparse.Namespace) -> int:
     if args.output:
         check_output_path(args.output, suffixes=(".csv",))
     _check_revision(args.rules, "--rules")
+    from ..authoring import lint, resolve_rulebook
+
     book = resolve_rulebook(args.rules) if args.rules else None
     report = lint(book, max_rows=args.max_rows)
     print(report.to_text())

@@ -11,14 +11,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..batch import SUFFIXES, run_file, write_chunks
+from typing import TYPE_CHECKING
+
 from ..engines import ENGINES
 from ..errors import RulebookError
-from ..generate import band_columns, count, iter_cartesian, resolve_facts, value_bands
-from ..result import DISCLAIMER
-from ..output import check_output_path
-from ..rulebook import Rulebook, load_rulebook
+from ..notice import DISCLAIMER
+from ..output import SUFFIXES, check_output_path
 from ._errors import positive_int
+
+if TYPE_CHECKING:
+    from ..rulebook import Rulebook
 
 __all__ = ["register", "DEFAULT_LIMIT"]
 
@@ -85,10 +87,14 @@ def _load(path: Path | None) -> Rulebook:
         from ..evaluate import default_rulebook
 
         return default_rulebook()
+    from ..rulebook import load_rulebook
+
     return load_rulebook(path)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..batch import run_file
+
     check_output_path(args.output, suffixes=SUFFIXES, inputs=(args.input,))
     try:
         rulebook = _load(args.rules)
@@ -102,6 +108,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from ..batch import write_chunks
+    from ..generate import band_columns, count, iter_cartesian, resolve_facts, value_bands
+
     check_output_path(args.output, suffixes=SUFFIXES)
     try:
         rulebook = _load(args.rules)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..rulebook import load_rulebook
-from ..suite import check_suite
 
 __all__ = ["register", "run_check_suite"]
 
@@ -33,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check_suite(args: argparse.Namespace) -> int:
     """Run the suite and print the report; returns the exit code."""
+    from ..rulebook import load_rulebook
+    from ..suite import check_suite
+
     rulebook = load_rulebook(args.rules) if args.rules else None
     report = check_suite(args.path, rulebook)
     print(report.text(failures_only=args.failures_only))
