@@ -197,9 +197,24 @@ def _group_patterns(bits: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, lis
     rows = bits[:, mask]
     if rows.shape[1] == 0:
         return np.empty(0, dtype=np.intp), []
-    uniques, inverse = np.unique(np.packbits(rows, axis=0).T, axis=0, return_inverse=True)
-    unpacked = np.unpackbits(uniques, axis=1, count=bits.shape[0])
-    return inverse.reshape(-1), [tuple(int(i) for i in np.flatnonzero(u)) for u in unpacked]
+    active = np.flatnonzero(rows.any(axis=1))  # bits never set change neither the patterns nor their order
+    uniques, inverse = _unique_rows(np.packbits(rows[active], axis=0).T)
+    unpacked = np.unpackbits(uniques, axis=1, count=len(active))
+    return inverse, [tuple(int(active[i]) for i in np.flatnonzero(u)) for u in unpacked]
+
+
+def _unique_rows(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(packed, axis=0, return_inverse=True)`` for uint8 rows, sorting 8-byte words, not bytes."""
+    n, width = packed.shape
+    padded = np.zeros((n, max(1, -(-width // 8)) * 8), dtype=np.uint8)
+    padded[:, :width] = packed
+    words = padded.view(">u8")  # big-endian: word order is byte order
+    order = np.lexsort(words.T[::-1]) if words.shape[1] > 1 else np.argsort(words[:, 0], kind="stable")
+    ordered = words[order]
+    new = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)] if n else np.zeros(0, dtype=bool)
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(new) - 1
+    return padded[order[new], :width], inverse
 
 
 def _nondefault(patient: dict) -> dict:
@@ -349,13 +364,17 @@ class _OutcomeCheck(_Check):
         at = {a: i for i, a in enumerate(self.agents)}
         ranks = np.full((len(self.agents), len(chunk)), _NO_RANK, dtype=np.int32)
         for rule_id, agent, rank in self.entries:
-            np.minimum(ranks[at[agent]], np.where(chunk.fires(rule_id), rank, _NO_RANK), out=ranks[at[agent]])
+            row = ranks[at[agent]]
+            np.minimum(row, rank, out=row, where=chunk.fires(rule_id))
         best = ranks.min(axis=0) if len(self.agents) else np.full(len(chunk), _NO_RANK)
         self._gaps(chunk, best == _NO_RANK)
         tied = ((ranks == best) & (best != _NO_RANK)).sum(axis=0) >= 2
         if tied.any():
-            entries = np.stack([chunk.fires(r) & (ranks[at[a]] == k) & (best == k) for r, a, k in self.entries])
-            codes, labels = _group_patterns(entries, tied)
+            rows = np.flatnonzero(tied)
+            at_best = best[rows]
+            entries = np.stack([chunk.fires(r)[rows] & (ranks[at[a]][rows] == k) & (at_best == k)
+                                for r, a, k in self.entries])
+            codes, labels = _group_patterns(entries, np.ones(len(rows), dtype=bool))
             self.ties.add_grouped(codes, labels, tied, chunk)
 
     def _gaps(self, chunk: Chunk, gap: np.ndarray) -> None:
@@ -459,6 +478,8 @@ class _FiresCheck(_Check):
         self.closest: tuple[int, dict] | None = None
 
     def update(self, chunk: Chunk) -> None:
+        if self.count:
+            return  # it fires: nothing more to learn (the finding only asks whether it ever fired)
         self.count += int(chunk.fires(self.rule.id).sum())
         if self.count:
             return
@@ -506,13 +527,23 @@ class _ShadowCheck(_Check):
         return cls(rule, covers)
 
     def update(self, chunk: Chunk) -> None:
-        fired = chunk.fires(self.rule.id)
-        self.fired += int(fired.sum())
-        covered = fired.copy()
+        if self.uncovered:
+            return  # it changes something somewhere: no finding, whatever the other chunks hold
+        rows = np.flatnonzero(chunk.fires(self.rule.id))
+        self.fired += len(rows)
+        covered = np.ones(len(rows), dtype=bool)
         for _, ids in self.covers:
-            covered &= chunk.fired_count(ids) > 1  # this rule plus at least one other
-        self.uncovered += int((fired & ~covered).sum())
-        self.tally.add(("all",), covered, chunk)
+            if not covered.any():
+                break
+            other = np.zeros(len(rows), dtype=bool)  # some rule other than this one draws it too
+            for rule_id in ids - {self.rule.id}:
+                other |= chunk.fires(rule_id)[rows]
+            covered &= other
+        self.uncovered += int((~covered).sum())
+        if len(rows) and not self.uncovered:
+            mask = np.zeros(len(chunk), dtype=bool)
+            mask[rows] = True
+            self.tally.add(("all",), mask, chunk)
 
     def examples(self) -> list[dict]:
         return [self.tally.examples[("all",)][1]] if self.fired and not self.uncovered else []
