@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,15 +75,35 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _probe(target: Path) -> None:
+    with _signals_deferred():  # a Ctrl-C/SIGTERM between create and unlink would leave the probe behind
+        try:
+            fd, probe = _create_partial(target, suffix=".probe")
+        except OSError as exc:
+            raise BatchInputError(f"output {target}: folder {target.parent} is not writable "
+                                  f"({exc.strerror or exc})") from None
+        try:
+            os.close(fd)
+        finally:
+            os.unlink(probe)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends (main thread on POSIX; elsewhere a no-op).
+
+    Python runs a signal's handler between two bytecodes, so a file created
+    just before a handler raises could never be named for removal; a held
+    signal is delivered, and its handler run, right after the block.
+    """
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = block(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        fd, probe = _create_partial(target, suffix=".probe")
-    except OSError as exc:
-        raise BatchInputError(f"output {target}: folder {target.parent} is not writable "
-                              f"({exc.strerror or exc})") from None
-    try:
-        os.close(fd)
-    finally:  # also on Ctrl-C/SIGTERM arriving here: never leave the probe behind
-        os.unlink(probe)
+        yield
+    finally:
+        block(signal.SIG_SETMASK, held)
 
 
 def _create_partial(target: Path, suffix: str = ".partial") -> tuple[int, Path]:
@@ -109,8 +131,9 @@ def atomic_output(path: str | Path, *, suffixes: Sequence[str] | None = None,
     target = check_output_path(path, suffixes=suffixes, inputs=inputs)
     partial: Path | None = None
     try:
-        fd, partial = _create_partial(target)
-        os.close(fd)
+        with _signals_deferred():
+            fd, partial = _create_partial(target)
+            os.close(fd)
         yield partial
         _fsync_file(partial)
         os.replace(partial, target)

@@ -10,7 +10,7 @@ named in code.
 A declaration, in ``rulebook.yaml``::
 
     rulebook:
-      statuses: [not_tried, intolerant, nonresponse, effective]
+      statuses: [not_tried, intolerant, nonresponse, effective, current, contraindicated]
       facts:
         egfr: {kind: number, range: [0, 200], unit: mL/min/1.73 m², group: kidney,
                meaning: Current estimated glomerular filtration rate.}
