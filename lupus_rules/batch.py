@@ -54,7 +54,8 @@ __all__ = [
 
 #: Columns every result row gets, after the input columns.
 OUTCOME_COLUMNS: tuple[str, ...] = (
-    "preferred", "recommendations", "flags", "fired_rules", "error", "rulebook_version", "engine",
+    "preferred", "recommendations", "continue", "avoided", "cautions", "flags", "fired_rules", "error",
+    "rulebook_version", "engine",
 )
 #: Non-fact input columns passed through unchanged.
 PASSTHROUGH_COLUMNS: tuple[str, ...] = ("scenario_id", "description")
@@ -64,7 +65,7 @@ PASSTHROUGH_PREFIX = "expect_"
 #: starting worker processes costs about a second.
 POOL_MIN_ROWS = 500
 
-_OUTCOMES = OUTCOME_COLUMNS[:4]
+_OUTCOMES = OUTCOME_COLUMNS[:OUTCOME_COLUMNS.index("error")]  # what an engine decides
 _REASON = re.compile(r"(?:^|; )(" + "|".join(sorted(map(re.escape, FACTS), key=len, reverse=True)) + r"): got ")
 
 
@@ -220,7 +221,7 @@ def _durable_rows(records: list[dict[str, object]], rulebook: Rulebook) -> list[
         try:
             row = evaluate(record, rulebook).to_row()
         except PatientValidationError as exc:
-            out.append(("", "", "", "", str(exc)))
+            out.append(("",) * len(_OUTCOMES) + (str(exc),))
         else:
             out.append((*(row[name] for name in _OUTCOMES), ""))
     return out
@@ -279,9 +280,9 @@ class _Evaluator:
             rows = _durable_rows(records, self.rulebook)
         else:
             rows = [row for part in self._pool_map(records) for row in part]
-        columns = list(zip(*rows)) if rows else [()] * 5
-        outcomes = dict(zip(_OUTCOMES, columns[:4]))
-        return _outcome_frame(chunk.index, outcomes, columns[4], self.rulebook, "durable")
+        columns = list(zip(*rows)) if rows else [()] * (len(_OUTCOMES) + 1)
+        outcomes = dict(zip(_OUTCOMES, columns[:len(_OUTCOMES)]))
+        return _outcome_frame(chunk.index, outcomes, columns[len(_OUTCOMES)], self.rulebook, "durable")
 
     def _pool_map(self, records: list[dict[str, object]]) -> list[list[tuple[str, ...]]]:
         if self._pool is None:

@@ -76,4 +76,6 @@ def result_from_fired(rulebook: Rulebook, patient: Patient, fired: list[str], en
         trace=tuple(trace),
         rulebook_version=rulebook.version,
         engine=engine,
+        continue_=summary.continue_,
+        cautions=summary.cautions,
     )

@@ -23,6 +23,7 @@ __all__ = [
     "summarize",
     "matched_facts",
     "show_value",
+    "avoided_text",
     "DISCLAIMER",
 ]
 
@@ -69,13 +70,18 @@ class Summary:
     flags: tuple[str, ...]
     derived: tuple[str, ...]
     avoided: dict[str, tuple[str, ...]]
+    continue_: tuple[str, ...] = ()
+    cautions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Result:
     """Everything one evaluation says about one patient.
 
-    ``recommendations`` are agent codes, preferred first, then by rank;
+    ``recommendations`` are the agents to *start* (codes), preferred first,
+    then by rank; ``continue_`` the agents to keep (``continue`` in files:
+    a Python keyword); ``avoided`` each avoided agent with the rules that
+    avoid it; ``cautions`` what to check before starting (caution codes);
     ``trace`` lists the fired rules in firing order with what each matched.
     """
 
@@ -90,6 +96,8 @@ class Result:
     rulebook_version: str
     engine: str
     disclaimer: str = field(default=DISCLAIMER, repr=False)
+    continue_: tuple[str, ...] = ()
+    cautions: tuple[str, ...] = ()
 
     @property
     def fired_rules(self) -> tuple[str, ...]:
@@ -101,6 +109,9 @@ class Result:
         return {
             "preferred": self.preferred or "",
             "recommendations": ";".join(self.recommendations),
+            "continue": ";".join(self.continue_),
+            "avoided": avoided_text(self.avoided),
+            "cautions": ";".join(self.cautions),
             "flags": ";".join(self.flags),
             "fired_rules": ";".join(self.fired_rules),
         }
@@ -112,9 +123,11 @@ class Result:
             note = f" ({'; '.join(rec.notes)})" if rec.notes else ""
             lines.append(f"  {rec.rank:>3}  {rec.agent}{note}  <- {', '.join(rec.rules)} "
                          f"[ref {','.join(map(str, rec.citations))}]")
-        lines.append("Flags: " + (", ".join(self.flags) or "none"))
+        lines.append("Continue: " + (", ".join(self.continue_) or "none"))
         for agent, rules in self.avoided.items():
             lines.append(f"Avoid: {agent} <- {', '.join(rules)}")
+        lines.append("Cautions: " + (", ".join(self.cautions) or "none"))
+        lines.append("Flags: " + (", ".join(self.flags) or "none"))
         lines.append("Trace:")
         lines += [f"  {i + 1:>2}. {step.describe()}" for i, step in enumerate(self.trace)]
         lines.append(f"Rulebook {self.rulebook_version}, engine {self.engine}")
@@ -126,7 +139,10 @@ def summarize(rulebook: Rulebook, fired: Iterable[str]) -> Summary:
 
     Recommendations merge per agent (best rank wins) and are ordered by rank,
     then by the agent's place in the rulebook vocabulary. The preferred agent
-    is the first non-foundation recommendation.
+    is the first non-foundation recommendation. Recommendations are new
+    starts: an agent a fired rule keeps (``continue``) or avoids is never one.
+    Agents to continue are those a fired rule keeps and none avoids (avoiding
+    wins: a current agent that became unsafe is stopped).
     """
     return _summarize_cached(rulebook, tuple(fired))
 
@@ -134,7 +150,8 @@ def summarize(rulebook: Rulebook, fired: Iterable[str]) -> Summary:
 @lru_cache(maxsize=4096)
 def _summarize_cached(rulebook: Rulebook, fired: tuple[str, ...]) -> Summary:
     rules = [rulebook.rule(rule_id) for rule_id in fired]
-    details = _recommendations(rulebook, rules)
+    not_new = {agent for rule in rules for agent in rule.keep + rule.avoid}
+    details = tuple(d for d in _recommendations(rulebook, rules) if d.agent not in not_new)
     preferred = next((d.agent for d in details if not rulebook.agents[d.agent].foundation), None)
     flags = _in_vocabulary_order(rulebook.flags, (f for r in rules for f in r.flag))
     derived = _in_vocabulary_order(rulebook.derived_facts, (d for r in rules for d in r.derive))
@@ -143,7 +160,15 @@ def _summarize_cached(rulebook: Rulebook, fired: tuple[str, ...]) -> Summary:
         for agent in rule.avoid:
             avoided.setdefault(agent, []).append(rule.id)
     ordered_avoided = {a: tuple(avoided[a]) for a in rulebook.agents if a in avoided}
-    return Summary(preferred, tuple(d.agent for d in details), details, flags, derived, ordered_avoided)
+    kept = _in_vocabulary_order(rulebook.agents, (a for r in rules for a in r.keep if a not in avoided))
+    cautions = _in_vocabulary_order(rulebook.cautions, (c for r in rules for c in r.caution))
+    return Summary(preferred, tuple(d.agent for d in details), details, flags, derived, ordered_avoided,
+                   kept, cautions)
+
+
+def avoided_text(avoided: dict[str, tuple[str, ...]]) -> str:
+    """The ``avoided`` cell: ``agent: rule`` per avoided agent (the first rule that avoided it), ';'-separated."""
+    return ";".join(f"{agent}: {rules[0]}" for agent, rules in avoided.items())
 
 
 def _recommendations(rulebook: Rulebook, rules: Sequence[Rule]) -> tuple[Recommendation, ...]:

@@ -98,9 +98,10 @@ OPERATORS: dict[str, tuple[str, ...]] = {
 }
 
 _RULE_KEYS = {"id", "title", "section", "citation", "when", "then", "rationale", "note"}
-_THEN_KEYS = {"derive", "recommend", "avoid", "flag"}
+_THEN_KEYS = {"derive", "recommend", "avoid", "flag", "continue", "caution"}
 _META_KEYS = {"name", "guideline", "disclaimer", "references", "agents", "flags",
-              "derived_facts", "definitions", "rank_scale", "accepted_gaps", "statuses", "facts", "measures"}
+              "derived_facts", "definitions", "rank_scale", "accepted_gaps", "statuses", "facts", "measures",
+              "cautions"}
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,8 @@ class Rule:
     recommend: tuple[RecommendationSpec, ...] = ()
     avoid: tuple[str, ...] = ()
     flag: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()  # written ``continue:`` in a rule file (a Python keyword)
+    caution: tuple[str, ...] = ()
     rationale: str = ""
     note: str = ""
     file: str = ""
@@ -189,6 +192,10 @@ class Rule:
             then["avoid"] = list(self.avoid)
         if self.flag:
             then["flag"] = list(self.flag)
+        if self.keep:
+            then["continue"] = list(self.keep)
+        if self.caution:
+            then["caution"] = list(self.caution)
         data: dict[str, Any] = {
             "id": self.id, "title": self.title, "section": self.section,
             "citation": list(self.citation), "when": [c.to_data() for c in self.when],
@@ -235,6 +242,7 @@ class Rulebook:
     source: str = ""
     accepted_gaps: tuple[AcceptedGap, ...] = ()
     vocabulary: Vocabulary = field(default_factory=shipped_vocabulary, compare=False)
+    cautions: dict[str, str] = field(default_factory=dict)
 
     @property
     def facts(self) -> dict[str, FactSpec]:
@@ -409,8 +417,10 @@ class _Loader:
         self.vocabulary = self._vocabulary(meta, meta_file)
         agents = self._agents(meta, meta_file)
         flags = self._mapping(meta, meta_file, "flags")
+        cautions = self._mapping(meta, meta_file, "cautions")
         derived = self._mapping(meta, meta_file, "derived_facts")
         references = self._references(meta, meta_file)
+        self.cautions = cautions
         rules, order = self._rules(agents, flags, derived, references)
         self._check_derived_use(rules)
         if len(rules) > MAX_RULES:
@@ -424,7 +434,7 @@ class _Loader:
         rules = [replace(r, stratum=strata[r.id], position=order[r.id]) for r in rules]
         rules.sort(key=lambda r: (r.stratum, r.position))
         return Rulebook(tuple(rules), agents, flags, derived, references, meta, version, self.source, gaps,
-                        self.vocabulary)
+                        self.vocabulary, cautions)
 
     # -- vocabulary -----------------------------------------------------------------
 
@@ -581,6 +591,8 @@ class _Loader:
             recommend=self._recommend(file, rule_id, then.get("recommend"), agents),
             avoid=self._codes(file, rule_id, "then.avoid", then.get("avoid"), agents, "agent"),
             flag=self._codes(file, rule_id, "then.flag", then.get("flag"), flags, "flag"),
+            keep=self._codes(file, rule_id, "then.continue", then.get("continue"), agents, "agent"),
+            caution=self._codes(file, rule_id, "then.caution", then.get("caution"), self.cautions, "caution"),
             rationale=str(entry.get("rationale", "")),
             note=str(entry.get("note", "") or ""),
             file=file,

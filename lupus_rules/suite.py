@@ -57,8 +57,11 @@ NO_PREFERRED = "none"
 #: Every expectation column and what it checks. An empty cell is not checked.
 EXPECTATION_COLUMNS: dict[str, str] = {
     "expect_preferred": f"the preferred agent code, or '{NO_PREFERRED}' when no agent may be preferred",
-    "expect_recommendations": "agent codes that must all be recommended (';'-separated)",
-    "expect_not": "agent codes that must not be recommended (';'-separated)",
+    "expect_recommendations": "agent codes that must all be recommended as new starts (';'-separated)",
+    "expect_not": "agent codes that must not be recommended as new starts (';'-separated)",
+    "expect_continue": "agent codes that must all be continued (';'-separated)",
+    "expect_avoided": "agent codes that must all be avoided (';'-separated)",
+    "expect_cautions": "caution codes that must all be raised (';'-separated)",
     "expect_flags": "flag codes that must all be raised (';'-separated)",
     "expect_no_flags": "flag codes that must not be raised (';'-separated)",
     "expect_fired": "rule ids that must all fire (';'-separated)",
@@ -84,11 +87,15 @@ class Expectations:
     no_flags: tuple[str, ...] = ()
     fired: tuple[str, ...] = ()
     not_fired: tuple[str, ...] = ()
+    continued: tuple[str, ...] = ()
+    avoided: tuple[str, ...] = ()
+    cautions: tuple[str, ...] = ()
 
     def is_empty(self) -> bool:
         """True when the row checks nothing at all."""
         return self.preferred is None and not any(
-            (self.recommendations, self.not_recommended, self.flags, self.no_flags, self.fired, self.not_fired))
+            (self.recommendations, self.not_recommended, self.flags, self.no_flags, self.fired, self.not_fired,
+             self.continued, self.avoided, self.cautions))
 
 
 @dataclass(frozen=True)
@@ -249,18 +256,21 @@ class _Vocabulary:
     agents: dict[str, bool]
     flags: tuple[str, ...]
     rule_ids: tuple[str, ...]
+    cautions: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, *books: Rulebook | None) -> _Vocabulary:
         agents: dict[str, bool] = {}
         flags: dict[str, None] = {}
         rule_ids: dict[str, None] = {}
+        cautions: dict[str, None] = {}
         for book in (b for b in books if b is not None):
+            cautions.update(dict.fromkeys(book.cautions))
             for code, agent in book.agents.items():
                 agents.setdefault(code, agent.foundation)
             flags.update(dict.fromkeys(book.flags))
             rule_ids.update(dict.fromkeys(r.id for r in sorted(book.rules, key=lambda r: r.position)))
-        return cls(agents, tuple(flags), tuple(rule_ids))
+        return cls(agents, tuple(flags), tuple(rule_ids), tuple(cautions))
 
 
 def _suite_files(path: Path) -> list[Path]:
@@ -379,6 +389,8 @@ def _expectations(values: dict[str, str], vocabulary: _Vocabulary) -> tuple[Expe
         "expect_recommendations": ("agent code", agents), "expect_not": ("agent code", agents),
         "expect_flags": ("flag code", flags), "expect_no_flags": ("flag code", flags),
         "expect_fired": ("rule id", rules), "expect_not_fired": ("rule id", rules),
+        "expect_continue": ("agent code", agents), "expect_avoided": ("agent code", agents),
+        "expect_cautions": ("caution code", list(vocabulary.cautions)),
     }
     problems: list[tuple[str, str]] = []
     parsed: dict[str, tuple[str, ...]] = {}
@@ -396,7 +408,8 @@ def _expectations(values: dict[str, str], vocabulary: _Vocabulary) -> tuple[Expe
         problems.append(("expect_not", f"{preferred!r} is also expect_preferred: a row cannot expect both"))
     return Expectations(preferred, parsed["expect_recommendations"], parsed["expect_not"],
                         parsed["expect_flags"], parsed["expect_no_flags"], parsed["expect_fired"],
-                        parsed["expect_not_fired"]), problems
+                        parsed["expect_not_fired"], parsed["expect_continue"], parsed["expect_avoided"],
+                        parsed["expect_cautions"]), problems
 
 
 def _preferred(cell: str, vocabulary: _Vocabulary, problems: list[tuple[str, str]]) -> str | None:
@@ -458,6 +471,9 @@ def _set_expectations(expect: Expectations, result: Result) -> list[tuple[str, t
         ("expect_no_flags", expect.no_flags, result.flags, False),
         ("expect_fired", expect.fired, result.fired_rules, True),
         ("expect_not_fired", expect.not_fired, result.fired_rules, False),
+        ("expect_continue", expect.continued, result.continue_, True),
+        ("expect_avoided", expect.avoided, tuple(result.avoided), True),
+        ("expect_cautions", expect.cautions, result.cautions, True),
     ]
 
 

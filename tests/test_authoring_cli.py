@@ -34,22 +34,27 @@ def _rule(rule_id: str, when: list, then: dict) -> dict:
 PREGNANT = {"fact": "planning_pregnancy", "op": "==", "value": True}
 
 
+def _new(agent: str) -> dict:
+    """The guard a careful author writes on a new start: the patient has no history with the agent."""
+    return {"fact": agent, "op": "==", "value": "not_tried"}
+
+
 def test_lint_fails_on_a_contradiction(tmp_path, capsys):
     folder = _tiny_rulebook(tmp_path / "rules", [
-        _rule("T-REC", [PREGNANT], {"recommend": [{"agent": "mycophenolate", "rank": 40}]}),
-        _rule("T-AVOID", [PREGNANT], {"avoid": ["mycophenolate"]}),
+        _rule("T-MMF", [PREGNANT, _new("mycophenolate")], {"recommend": [{"agent": "mycophenolate", "rank": 40}]}),
+        _rule("T-AZA", [PREGNANT, _new("azathioprine")], {"recommend": [{"agent": "azathioprine", "rank": 40}]}),
     ])
     findings = tmp_path / "findings.csv"
     assert main(["lint", "--rules", str(folder), "-o", str(findings)]) == 1
     out = capsys.readouterr().out
     assert out.startswith("Not for clinical use")
-    assert "mycophenolate is recommended by T-REC and avoided by T-AVOID" in out and "FAILED" in out
+    assert "azathioprine and mycophenolate tie at the best rank 40" in out and "FAILED" in out
     assert "contradiction" in set(pd.read_csv(findings)["check"])
 
 
 def test_lint_passes_with_warnings_only(tmp_path, capsys):
     folder = _tiny_rulebook(tmp_path / "rules", [
-        _rule("T-REC", [PREGNANT], {"recommend": [{"agent": "azathioprine", "rank": 40}]}),
+        _rule("T-REC", [PREGNANT, _new("azathioprine")], {"recommend": [{"agent": "azathioprine", "rank": 40}]}),
     ])
     assert main(["lint", "--rules", str(folder)]) == 0
     out = capsys.readouterr().out

@@ -42,7 +42,8 @@ def shipped_report(shipped):
 def planted(shipped):
     """The shipped rules plus: a contradiction, a tie, a rule that never fires, a shadowed rule, a new gap."""
     fl01 = shipped.rule("R-FL-01")
-    rules = sorted(shipped.without_rule("R-LN-10").rules, key=lambda r: r.position)  # gap: nephritis in pregnancy
+    rules = sorted(shipped.without_rule("R-LN-10").without_rule("R-ST-TAC-AVOID").rules,
+                   key=lambda r: r.position)  # gap: nephritis in pregnancy; history: failed tacrolimus offered
     rules = [replace(r, recommend=(replace(r.recommend[0], rank=40),)) if r.id == "R-FL-03" else r
              for r in rules]  # tie: azathioprine now ranks with mycophenolate (40)
     rules += [
@@ -106,11 +107,25 @@ def test_open_gaps_are_outside_every_accepted_gap(shipped, shipped_report):
             assert not all(condition_holds(c, result.patient, result.derived) for c in gap.when)
 
 
-def test_planted_recommended_and_avoided_is_found(planted, planted_report):
-    found = _rows(planted_report, "contradiction", "T-CONTRA", "R-SAFE-01")
-    assert len(found) == 1 and found["severity"].iloc[0] == "error"
-    result = evaluate(found["patient"].iloc[0], planted)
-    assert "mycophenolate" in result.recommendations and "mycophenolate" in result.avoided
+def test_a_recommendation_a_safety_rule_avoids_is_no_new_start_and_no_contradiction(planted, planted_report):
+    assert _rows(planted_report, "contradiction", "T-CONTRA").empty
+    result = evaluate({"manifestations": "joint", "planning_pregnancy": True, "methotrexate": "intolerant"}, planted)
+    assert "T-CONTRA" in result.fired_rules
+    assert "mycophenolate" not in result.recommendations and "mycophenolate" in result.avoided
+
+
+def test_planted_history_defect_is_found(planted, planted_report):
+    found = _rows(planted_report, "history")
+    assert len(found) >= 1 and (found["severity"] == "error").all()
+    assert found["message"].str.startswith("tacrolimus is offered as a new start").all()
+    for patient in found["patient"]:
+        result = evaluate(patient, planted)
+        assert "tacrolimus" in result.recommendations
+        assert result.patient["tacrolimus"] not in ("not_tried",)
+
+
+def test_shipped_rulebook_never_offers_an_agent_against_its_history(shipped_report):
+    assert _rows(shipped_report, "history").empty
 
 
 def test_planted_tie_between_preferred_agents_is_found(planted, planted_report):
@@ -147,7 +162,7 @@ def test_planted_shadowed_rule_is_found(planted, planted_report):
 
 def test_errors_fail_lint_and_warnings_do_not(planted_report):
     assert not planted_report.passed
-    assert set(planted_report.errors["check"]) == {"contradiction", "never_fires"}
+    assert set(planted_report.errors["check"]) == {"contradiction", "never_fires", "history"}
     text = planted_report.to_text()
     assert text.startswith("Not for clinical use") and "FAILED" in text
 

@@ -179,8 +179,11 @@ def test_evaluate_frame_outputs_strings_per_row():
     ]
     typed, _ = validate_frame(pd.DataFrame(rows, index=[10, 20]))
     out = evaluate_frame(typed, book)
-    assert list(out.columns) == ["preferred", "recommendations", "flags", "fired_rules"]
+    assert list(out.columns) == ["preferred", "recommendations", "continue", "avoided", "cautions", "flags",
+                                 "fired_rules"]
     assert list(out.index) == [10, 20]
+    assert (out[["continue", "avoided", "cautions"]] == "").all().all()  # the tiny rulebook keeps/avoids nothing
+    out = out.drop(columns=["continue", "avoided", "cautions"])
     # row 10: beta 7 (B-EQ-F), beta 4 (S-NOTIN), base 1 (M-LACKS), alpha 9 (X-UNKNOWN), base 90
     #         -> base(1, foundation) beta(4) alpha(9); preferred = first non-foundation = beta
     assert out.loc[10].to_dict() == {
@@ -232,7 +235,7 @@ def test_required_columns_name_only_what_the_rules_read():
 def test_empty_frame():
     typed, errors = validate_frame(pd.DataFrame({name: [] for name in FACTS}))
     out = evaluate_frame(typed, tiny_rulebook())
-    assert len(out) == 0 and list(out.columns) == ["preferred", "recommendations", "flags", "fired_rules"]
+    assert len(out) == 0 and list(out.columns) == list(vectorized.OUTPUT_COLUMNS)
     assert fire_matrix(typed, tiny_rulebook()).shape == (0, len(TINY_RULES))
 
 

@@ -3,9 +3,17 @@
 ``lint(rulebook)`` looks for, and names the rules and one (simplest) example
 patient of, each of:
 
-* ``contradiction`` (error): an agent both recommended and avoided for the same
-  patient; or two different *preferred* agents, i.e. two non-foundation agents
-  tied at the best rank (the tie is then broken by vocabulary order alone).
+* ``contradiction`` (error): two different *preferred* agents, i.e. two
+  non-foundation agents tied at the best rank (the tie is then broken by
+  vocabulary order alone). An agent a fired rule keeps or avoids is no new
+  start (:func:`~lupus_rules.result.summarize`), so a recommendation that a
+  safety or history rule overrides is no contradiction. Gaps and ties are
+  judged on the recommendations before that exclusion (the cautious reading:
+  a tie that an exclusion happens to break is still reported), which keeps
+  their enumeration free of every agent's status.
+* ``history`` (error): an agent offered as a new start although the patient's
+  status for it (a status fact named like the agent) says it is taken now,
+  worked, failed or is contraindicated: no rule keeps or avoids it there.
 * ``never_fires`` (error): a rule no patient of the space fires.
 * ``gap`` (warning): patients who get no *disease-modifying* recommendation,
   i.e. no recommended agent other than a foundation agent
@@ -309,8 +317,8 @@ class _Check:
 
 def _checks(book: Rulebook, space: FactSpace, max_regions: int) -> list[_Check]:
     checks: list[_Check] = [_OutcomeCheck(book, space, max_regions)]
-    avoided = {agent for rule in book.rules for agent in rule.avoid}
-    checks += [_AvoidCheck(book, agent) for agent in book.agents if agent in avoided]
+    checks += [_HistoryCheck(book, agent) for agent in book.agents
+               if agent in book.facts and book.facts[agent].kind == "status"]
     checks += [_FiresCheck(rule) for rule in book.rules]
     drawers = _Drawers(book)
     checks += [c for c in (_ShadowCheck.build(drawers, rule) for rule in book.rules) if c is not None]
@@ -443,27 +451,37 @@ class _OutcomeCheck(_Check):
         return out
 
 
-class _AvoidCheck(_Check):
-    """An agent recommended by one fired rule and avoided by another."""
+class _HistoryCheck(_Check):
+    """An agent offered as a new start although its status fact says it is not a candidate for one."""
 
     def __init__(self, book: Rulebook, agent: str):
         self.agent = agent
-        self.name = f"recommended and avoided: {agent}"
+        self.name = f"history: {agent}"
         self.recommenders = [r.id for r in book.rules if any(s.agent == agent for s in r.recommend)]
-        self.avoiders = [r.id for r in book.rules if agent in r.avoid]
-        self.rule_ids = frozenset(self.recommenders + self.avoiders)
+        self.excluders = [r.id for r in book.rules if agent in r.keep + r.avoid]
+        self.statuses = tuple(v for v in book.facts[agent].allowed if v != book.facts[agent].allowed[0])
+        self.condition = Condition("fact", agent, "in", self.statuses)
+        self.rule_ids = frozenset(self.recommenders + self.excluders)
+        self.conditions = frozenset({self.condition})
         self.tally = _Tally()
 
     def update(self, chunk: Chunk) -> None:
-        for avoider in self.avoiders:
-            avoided = chunk.fires(avoider)
-            if avoided.any():
-                for recommender in self.recommenders:
-                    self.tally.add((recommender, avoider), avoided & chunk.fires(recommender), chunk)
+        if not self.recommenders:
+            return
+        offered = np.zeros(len(chunk), dtype=bool)
+        for rule_id in self.recommenders:
+            offered |= chunk.fires(rule_id)
+        for rule_id in self.excluders:
+            offered &= ~chunk.fires(rule_id)
+        if offered.any():
+            for recommender in self.recommenders:
+                self.tally.add((recommender,), offered & chunk.fires(recommender) & chunk.all_hold([self.condition]),
+                               chunk)
 
     def findings(self, explainer: _Explainer) -> list[dict]:
-        return [_finding("contradiction", "error", key, count,
-                         f"{self.agent} is recommended by {key[0]} and avoided by {key[1]} ({count:,} classes)",
+        return [_finding("history", "error", key, count,
+                         f"{self.agent} is offered as a new start by {key[0]} although its status is one of "
+                         f"{', '.join(self.statuses)} ({count:,} classes); no rule keeps or avoids it there",
                          patient) for key, count, patient in self.tally.items()]
 
 

@@ -26,6 +26,7 @@ import numbers
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,16 +36,17 @@ import pyarrow.compute as pc
 
 from ..errors import EngineError
 from ..facts import FACTS, MEASURES, STATUSES, member_column
-from ..result import summarize
+from ..result import avoided_text, summarize
 from ..rulebook import Condition, Rule, Rulebook
 
 __all__ = ["fire_matrix", "evaluate_frame", "condition_mask", "OUTPUT_COLUMNS", "required_columns"]
 
 #: The columns :func:`evaluate_frame` returns, each a ';'-separated string per row.
-OUTPUT_COLUMNS = ("preferred", "recommendations", "flags", "fired_rules")
+OUTPUT_COLUMNS = ("preferred", "recommendations", "continue", "avoided", "cautions", "flags", "fired_rules")
 
 _MAX_COMPILED = 4  # rulebook versions kept compiled at once (each holds at most _DENSE_ENTRIES * 4 bytes of tables)
 _DENSE_ENTRIES = 1 << 23  # most direct-table entries per rulebook version; larger rulebooks look patterns up sorted
+_EXCLUDED = -1  # in a best-rank vector: the agent is kept or avoided, so it is no new start
 _DIRECT_BITS = 20  # patterns of up to this many rules are grouped by direct indexing
 _PART_RULES = _DIRECT_BITS  # rules per part when the fired-rule texts are assembled (at most _DIRECT_BITS)
 _CHUNK_ROWS = 200_000  # rows evaluated at once: bounds the working memory, which is then reused
@@ -69,8 +71,8 @@ class _Compiled:
     version: str
     steps: tuple[_Step, ...]
     columns: tuple[str, ...]
-    advice_rules: list[int]  # positions of rules that recommend an agent
-    flag_rules: list[int]  # positions of rules that raise a flag
+    advice_rules: list[int]  # positions of rules that recommend, keep or avoid an agent
+    listed_rules: dict[str, list[int]]  # list outcome (flags, continue, ...) -> positions of the rules it depends on
     rule_ids: tuple[str, ...]
     rank_order: dict[int, int]  # each recommendation rank -> its place among the rulebook's ranks
     dense: bool  # whether the pattern tables index directly (they fit _DENSE_ENTRIES)
@@ -244,18 +246,28 @@ def _compiled(rulebook: Rulebook) -> _Compiled:
                           + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
     steps = tuple(_Step(r.id, tuple(_condition_key(c) for c in r.when), r.derive) for r in rulebook.rules)
     needed = {c.fact for r in rulebook.rules for c in r.when if c.kind == "fact"}
-    advice = [j for j, r in enumerate(rulebook.rules) if r.recommend]
-    flags = [j for j, r in enumerate(rulebook.rules) if r.flag]
+    advice = [j for j, r in enumerate(rulebook.rules) if r.recommend or r.keep or r.avoid]
+    listed = {name: [j for j, r in enumerate(rulebook.rules) if depends(r)] for name, (depends, _) in _LISTED.items()}
     ranks = sorted({spec.rank for r in rulebook.rules for spec in r.recommend})
-    return _Compiled(rulebook.version, steps, _columns_for(needed), advice, flags, rulebook.rule_ids,
-                     {rank: i for i, rank in enumerate(ranks)}, _dense_entries(len(rulebook.rules), flags)
+    return _Compiled(rulebook.version, steps, _columns_for(needed), advice, listed, rulebook.rule_ids,
+                     {rank: i for i, rank in enumerate(ranks)}, _dense_entries(len(rulebook.rules), listed)
                      <= _DENSE_ENTRIES)
 
 
-def _dense_entries(rules: int, flags: list[int]) -> int:
-    """Entries of every direct pattern table: one per part of the fired rules, one for few flag rules."""
+#: List outcomes besides the advice: which rules each depends on, and its text from a Summary.
+#: By summarize's contract no other fired rule can change them (the differential test checks it).
+_LISTED: dict[str, tuple[Callable[[Rule], bool], Callable[[Any], str]]] = {
+    "continue": (lambda r: bool(r.keep or r.avoid), lambda s: ";".join(s.continue_)),
+    "avoided": (lambda r: bool(r.avoid), lambda s: avoided_text(s.avoided)),
+    "cautions": (lambda r: bool(r.caution), lambda s: ";".join(s.cautions)),
+    "flags": (lambda r: bool(r.flag), lambda s: ";".join(s.flags)),
+}
+
+
+def _dense_entries(rules: int, listed: dict[str, list[int]]) -> int:
+    """Entries of every direct pattern table: one per part of the fired rules, one per small list outcome."""
     parts = sum(1 << min(_PART_RULES, rules - start) for start in range(0, rules, _PART_RULES))
-    return parts + (1 << len(flags) if len(flags) <= _DIRECT_BITS else 0)
+    return parts + sum(1 << len(rows) for rows in listed.values() if len(rows) <= _DIRECT_BITS)
 
 
 def _problems(rule: Rule) -> list[str]:
@@ -558,8 +570,9 @@ def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n:
     """``preferred`` and ``recommendations`` per row, one summarize per distinct best-rank vector.
 
     By :func:`~lupus_rules.result.summarize`'s contract both depend only on
-    each agent's best rank among the fired recommending rules, so rows whose
-    fired rules give the same best ranks share one summary.
+    each agent's best rank among the fired recommending rules and on whether
+    a fired rule keeps or avoids it (then it is no new start: ``_EXCLUDED``,
+    below every rank), so rows with the same vector share one summary.
     """
     rows = compiled.advice_rules
     bits = [fired[j] for j in rows]
@@ -571,6 +584,9 @@ def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n:
         for spec in rulebook.rules[j].recommend:
             row = ranks[agent_index[spec.agent]]
             np.minimum(row, np.where(patterns[i], compiled.rank_order[spec.rank], row), out=row)
+        for agent in rulebook.rules[j].keep + rulebook.rules[j].avoid:
+            row = ranks[agent_index[agent]]
+            np.minimum(row, np.where(patterns[i], _EXCLUDED, row), out=row)
     vectors = [v.tobytes() for v in np.ascontiguousarray(ranks.T)]
     vector_codes, vector_uniques = pd.factorize(np.array(vectors, dtype=object))
     vector_first = np.empty(len(vector_uniques), dtype=np.intp)
@@ -586,19 +602,20 @@ def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n:
             _as_strings([o[1] for o in outcomes], row_codes))
 
 
-def _flags(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int) -> pa.Array:
-    """``flags`` per row: one summarize per distinct pattern of fired flag-raising rules."""
-    rows = compiled.flag_rules
+def _listed(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int, name: str) -> pa.Array:
+    """One list outcome (``flags``, ``continue``, ...) per row: one summarize per distinct pattern of its rules."""
+    rows = compiled.listed_rules[name]
+    text_of = _LISTED[name][1]
 
-    def flags(fired_ids: list[str]) -> str:
-        return ";".join(summarize(rulebook, fired_ids).flags)
+    def text(fired_ids: list[str]) -> str:
+        return text_of(summarize(rulebook, fired_ids))
 
     if len(rows) <= _DIRECT_BITS:
-        codes, published = _pattern_texts(compiled, "flags", rows, flags).codes(fired, n)
+        codes, published = _pattern_texts(compiled, name, rows, text).codes(fired, n)
         return published.array.take(pa.array(codes)) if published.count else _as_strings([], codes)
     bits = [fired[j] for j in rows]
     codes, first, keys = _group(bits, n)
-    return _as_strings(_texts(compiled, "flags", bits, rows, first, list(map(bytes, keys)), flags), codes)
+    return _as_strings(_texts(compiled, name, bits, rows, first, list(map(bytes, keys)), text), codes)
 
 
 def _as_strings(texts: list, codes: np.ndarray) -> pa.Array:
@@ -652,9 +669,10 @@ def evaluate_frame(typed: pd.DataFrame, rulebook: Rulebook) -> pd.DataFrame:
 
 
 def _evaluate_chunk(compiled: _Compiled, rulebook: Rulebook, typed: pd.DataFrame) -> dict[str, pa.Array]:
-    """The four output columns for one slice of rows."""
+    """The output columns (:data:`OUTPUT_COLUMNS`) for one slice of rows."""
     fired = _fire(typed, compiled)
     n = len(typed)
     preferred, recommendations = _advice(compiled, rulebook, fired, n)
-    return {"preferred": preferred, "recommendations": recommendations,
-            "flags": _flags(compiled, rulebook, fired, n), "fired_rules": _fired_rules(compiled, fired, n)}
+    listed = {name: _listed(compiled, rulebook, fired, n, name) for name in _LISTED}
+    return {"preferred": preferred, "recommendations": recommendations, **listed,
+            "fired_rules": _fired_rules(compiled, fired, n)}
