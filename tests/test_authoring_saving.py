@@ -1,0 +1,171 @@
+"""Rule edits saved back to YAML (authoring/editing.py, authoring/saving.py), as an author does them:
+edit -> diff -> save -> reload -> lint -> suite, on a copy of the shipped rule folder."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lupus_rules.authoring import lint
+from lupus_rules.authoring.editing import add_rule, drop_rule, edit_rule, rule_data
+from lupus_rules.authoring.saving import plan_save, save_plan, save_rulebook
+from lupus_rules.errors import RulebookError
+from lupus_rules.rulebook import DEFAULT_RULES_DIR, load_rulebook
+from lupus_rules.suite import check_suite
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+@pytest.fixture()
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "rules"
+    shutil.copytree(DEFAULT_RULES_DIR, target, ignore=shutil.ignore_patterns("variants"))
+    return target
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _changed_lines(diff: str) -> list[str]:
+    return [line for line in diff.splitlines()
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+
+
+def _threshold_line(folder: Path, rule_id: str) -> str:
+    """The line of the rule file holding the rule's first condition (found in the text, not assumed)."""
+    rule = load_rulebook(folder).rule(rule_id)
+    lines = (folder / rule.file).read_text().splitlines()
+    start = lines.index(f"  - id: {rule_id}")
+    return next(line for line in lines[start:] if line.strip().startswith("- {fact:"))
+
+
+def test_threshold_edit_diff_save_reload_lint_suite(folder: Path):
+    book = load_rulebook(folder)
+    before_files = _snapshot(folder)
+    old_line = _threshold_line(folder, "R-KID-01")
+    edited = edit_rule(book, "R-KID-01", when=[{"fact": "egfr", "op": ">=", "value": 45}])
+
+    plan = plan_save(folder, edited)
+    assert plan.files == (book.rule("R-KID-01").file,)
+    assert plan.changed_rules == ("R-KID-01",)
+    assert _changed_lines(plan.diff()) == ["-" + old_line, "+" + old_line.replace("60", "45")]
+    assert _snapshot(folder) == before_files  # planning writes nothing
+
+    save_plan(plan)
+    after_files = _snapshot(folder)
+    assert {n for n in after_files if after_files[n] != before_files[n]} == set(plan.files)
+    saved = load_rulebook(folder)
+    assert saved.version == edited.version != book.version
+    assert [c.describe() for c in saved.rule("R-KID-01").when] == ["egfr >= 45"]
+    assert lint(saved).passed
+    in_memory, on_disk = check_suite(SCENARIOS, edited), check_suite(SCENARIOS, saved)
+    assert [(c.scenario.id, c.passed) for c in on_disk.checks] == [(c.scenario.id, c.passed) for c in in_memory.checks]
+    assert on_disk.rulebook_version == saved.version
+
+
+def test_comments_inside_and_around_an_edited_rule_stay(folder: Path):
+    book = load_rulebook(folder)
+    path = folder / book.rule("R-KID-01").file
+    text = path.read_text()
+    marked = text.replace("  - id: R-KID-01\n", "  # reviewed by the committee\n  - id: R-KID-01\n", 1)
+    marked = marked.replace("    when:\n      - {fact: egfr", "    when:  # KDIGO G1-G2\n      - {fact: egfr", 1)
+    assert marked.count("#") == text.count("#") + 2
+    path.write_text(marked)
+    book = load_rulebook(folder)
+    save_rulebook(folder, edit_rule(book, "R-KID-01", when=[{"fact": "egfr", "op": ">=", "value": 45}],
+                                    title="Preserved kidney function (eGFR 45)"))
+    saved = path.read_text()
+    assert "  # reviewed by the committee\n  - id: R-KID-01\n" in saved
+    assert "    when:  # KDIGO G1-G2\n" in saved
+    comments = lambda t: [line for line in t.splitlines() if line.lstrip().startswith("#") or "  # " in line]
+    assert comments(saved) == comments(marked)
+
+
+def test_every_field_added_and_dropped_rules_round_trip(folder: Path):
+    book = load_rulebook(folder)
+    new_rule = {**rule_data(book, "R-FL-03"), "id": "R-FL-90", "title": "Azathioprine, second copy"}
+    edited = edit_rule(
+        book, "R-FL-01", title="MMF first", citation=[1, 2], rationale="Edited rationale.", note="edited note",
+        recommend=[{"agent": "mycophenolate", "rank": 30, "note": "new dose"}, {"agent": "azathioprine", "rank": 45}],
+        avoid=["cyclophosphamide"], flag=["monitoring_2_4_weeks"], derive=["treatment_change"])
+    edited = edit_rule(edited, "R-FL-02", note=None)
+    edited = add_rule(edited, new_rule, after="R-FL-01")
+    edited = add_rule(edited, {**rule_data(book, "R-FL-03"), "id": "R-NEW-01"}, file="95_new.yaml")
+    edited = drop_rule(edited, "R-SW-03")
+
+    plan = save_rulebook(folder, edited)
+    assert plan.before["95_new.yaml"] is None and "/dev/null" in plan.diff()
+    saved = load_rulebook(folder)
+    assert saved.version == edited.version
+    for rule_id in ("R-FL-01", "R-FL-02", "R-FL-90", "R-NEW-01"):
+        assert rule_data(saved, rule_id) == rule_data(edited, rule_id)
+    assert "R-SW-03" not in saved.rule_ids
+    order = [r.id for r in sorted(saved.rules, key=lambda r: r.position)]
+    assert order.index("R-FL-90") == order.index("R-FL-01") + 1
+    assert "note" not in rule_data(saved, "R-FL-02")
+
+
+def test_untouched_files_and_rules_are_byte_identical(folder: Path):
+    book = load_rulebook(folder)
+    before = _snapshot(folder)
+    edited = edit_rule(drop_rule(book, "R-SW-03"), "R-FL-01", avoid=["cyclophosphamide"])
+    plan = save_rulebook(folder, edited)
+    after = _snapshot(folder)
+    assert sorted(n for n in before if before[n] != after[n]) == sorted(plan.files)
+    changed = _changed_lines(plan.diff())
+    assert "+      avoid: [cyclophosphamide]" in changed
+    assert all(line.startswith("-") for line in changed if line != "+      avoid: [cyclophosphamide]")
+    removed = "\n".join(line[1:] for line in changed if line.startswith("-"))
+    assert "R-SW-03" in removed and "R-SW-02" not in removed
+
+
+@pytest.mark.parametrize("edit, field, words", [
+    (lambda b: edit_rule(b, "R-KID-01", when=[{"fact": "egfr", "op": ">=", "value": -5}]),
+     "[R-KID-01] when[0].value", "allowed: a number from 0 to 200"),
+    (lambda b: edit_rule(b, "R-KID-01", when=[{"fact": "egrf", "op": ">=", "value": 45}]),
+     "[R-KID-01] when[0].fact", "unknown fact 'egrf'"),
+    (lambda b: edit_rule(b, "R-FL-01", recommend=[{"agent": "aspirin", "rank": 40}]),
+     "[R-FL-01] then.recommend[0].agent", "unknown agent 'aspirin'"),
+    (lambda b: edit_rule(b, "R-FL-01", flag=["no_such_flag"]),
+     "[R-FL-01] then.flag", "unknown flag 'no_such_flag'"),
+    (lambda b: edit_rule(b, "R-FL-01", recommend=[{"agent": "mycophenolate", "rank": 0}]),
+     "[R-FL-01] then.recommend[0].rank", "allowed: a whole number from 1"),
+    (lambda b: add_rule(b, rule_data(b, "R-FL-03"), after="R-FL-01"), "[R-FL-03] id", "duplicate rule id"),
+    (lambda b: edit_rule(b, "R-FL-01", colour="red"), "[R-FL-01] colour", "not a rule field"),
+    (lambda b: edit_rule(b, "R-NOPE", title="x"), "[R-NOPE] id", "no rule with this id"),
+])
+def test_bad_edits_are_refused_naming_the_field_and_nothing_is_written(folder, edit, field, words):
+    before = _snapshot(folder)
+    with pytest.raises(RulebookError) as caught:
+        edit(load_rulebook(folder))
+    assert field in str(caught.value) and words in str(caught.value)
+    assert _snapshot(folder) == before
+
+
+def test_a_file_changed_since_the_plan_is_not_overwritten(folder: Path):
+    book = load_rulebook(folder)
+    plan = plan_save(folder, edit_rule(book, "R-FL-01", title="Edited"))
+    path = folder / plan.files[0]
+    path.write_text(path.read_text() + "# someone else's edit\n")
+    with pytest.raises(RulebookError, match="changed on disk since the save was planned"):
+        save_plan(plan)
+    assert path.read_text().endswith("# someone else's edit\n")
+
+
+def test_vocabulary_edits_are_not_saved(folder: Path):
+    book = load_rulebook(folder)
+    other = load_rulebook(DEFAULT_RULES_DIR)
+    object.__setattr__(other, "meta", {**other.meta, "name": "Another name"})
+    with pytest.raises(RulebookError, match="changes the vocabulary"):
+        plan_save(folder, other)
+    assert plan_save(folder, book).files == ()
+
+
+def test_loading_never_uses_the_round_trip_library():
+    code = "import lupus_rules.rulebook as r, sys; r.load_rulebook(); print('ruamel' in ' '.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
