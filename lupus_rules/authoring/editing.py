@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import RuleProblem, RulebookError
 from ..rulebook import Rulebook, rulebook_from_documents
 
-__all__ = ["RULE_FIELDS", "CONCLUSION_FIELDS", "edit_rule", "add_rule", "drop_rule", "rule_data"]
+__all__ = ["RULE_FIELDS", "CONCLUSION_FIELDS", "apply_fields", "edit_rule", "add_rule", "drop_rule", "rule_data"]
 
 #: Fields of a rule an edit may set (conclusions are set by name, without ``then.``).
 RULE_FIELDS: tuple[str, ...] = ("id", "title", "section", "citation", "when", "recommend", "avoid", "flag",
@@ -51,7 +51,7 @@ def edit_rule(book: Rulebook, rule_id: str, **fields: Any) -> Rulebook:
     if unknown:
         raise RulebookError([RuleProblem(rule.file, rule_id, name, "not a rule field; allowed: "
                                          + ", ".join(RULE_FIELDS)) for name in unknown])
-    data = _apply(rule.to_data(), fields)
+    data = apply_fields(rule.to_data(), fields)
     return _rebuild(book, lambda entries: [data if e["id"] == rule_id else e for e in entries], rule.file)
 
 
@@ -63,7 +63,7 @@ def add_rule(book: Rulebook, data: Mapping[str, Any], *, file: str | None = None
     file), after the rule ``after`` or at the end of that file. A duplicate id
     is refused by the loader ("duplicate rule id").
     """
-    entry = _apply({}, {k: v for k, v in data.items() if k != "then"})
+    entry = apply_fields({}, {k: v for k, v in data.items() if k != "then"})
     entry.setdefault("then", {}).update(copy.deepcopy(dict(data.get("then") or {})))
     if after is not None:
         file = file or _find(book, after).file
@@ -91,8 +91,8 @@ def _find(book: Rulebook, rule_id: str):
                                          "known: " + ", ".join(sorted(book.rule_ids)))]) from None
 
 
-def _apply(data: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Rule file data with ``fields`` set; empty conclusions and notes removed."""
+def apply_fields(data: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of one rule's file data with ``fields`` set (conclusions by name); empty conclusions and notes removed."""
     data = copy.deepcopy(data)
     then = data.setdefault("then", {})
     for name, value in fields.items():
