@@ -169,3 +169,54 @@ def test_loading_never_uses_the_round_trip_library():
     code = "import lupus_rules.rulebook as r, sys; r.load_rulebook(); print('ruamel' in ' '.join(sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+HAND_WRITTEN = """# head comment
+rules:
+  # first
+  - id: R-A
+    title: A rule
+    section: S
+    citation: 1
+    when:
+      - fact: egfr   # block style
+        op: ">="
+        value: 60
+    then:
+      flag: switch_therapy
+    rationale: "quoted rationale"  # inline
+
+
+  - id: R-B
+    title: B
+    section: S
+    citation: [1]
+    then: {flag: [side_effect_monitoring]}
+    rationale: >-
+      folded
+      text
+# trailing comment"""
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_hand_written_file_keeps_its_style(tmp_path: Path, newline: str):
+    """Block-style conditions, scalar citations, folded text, two blank lines, a last line without newline."""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    shutil.copy(DEFAULT_RULES_DIR / "rulebook.yaml", folder / "rulebook.yaml")
+    (folder / "a.yaml").write_bytes(HAND_WRITTEN.replace("\n", newline).encode())
+    book = load_rulebook(folder)
+    edited = edit_rule(book, "R-A", when=[{"fact": "egfr", "op": ">=", "value": 45}], note="n")
+    edited = edit_rule(edited, "R-B", rationale="new folded text", note="a note",
+                       when=[{"fact": "upcr", "op": ">", "value": 3}])
+    plan = save_rulebook(folder, edited)
+    raw = (folder / "a.yaml").read_bytes().decode()
+    assert load_rulebook(folder).version == edited.version
+    assert raw.count("\r\n") == (raw.count("\n") if newline == "\r\n" else 0)
+    text = raw.replace("\r\n", "\n")
+    assert "      - fact: egfr   # block style\n        op: \">=\"\n        value: 45\n" in text
+    assert "    rationale: \"quoted rationale\"  # inline\n    note: n\n\n\n  - id: R-B\n" in text
+    assert "    citation: [1]\n    when:\n      - {fact: upcr, op: \">\", value: 3}\n    then: {flag:" in text
+    assert text.endswith("    rationale: >-\n      new folded text\n    note: a note\n# trailing comment")
+    assert text.count("# trailing comment") == 1 and text.startswith("# head comment\nrules:\n  # first\n")
+    assert len(_changed_lines(plan.diff().replace("\r", ""))) == 9  # 60->45, 2 notes, 2 when lines, folded 2->1

@@ -42,6 +42,7 @@ __all__ = ["SavePlan", "plan_save", "save_plan", "save_rulebook"]
 
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.ya?ml")
 _STYLED = (DoubleQuotedScalarString, SingleQuotedScalarString, FoldedScalarString, LiteralScalarString)
+_BLOCK = (FoldedScalarString, LiteralScalarString)
 _TEXT_FIELDS = ("id", "title", "section", "rationale", "note")
 
 
@@ -71,7 +72,7 @@ class SavePlan:
             old = self.before.get(name)
             parts += difflib.unified_diff((old or "").splitlines(keepends=True), new.splitlines(keepends=True),
                                           "/dev/null" if old is None else f"a/{name}", f"b/{name}", n=context)
-        return "".join(parts)
+        return "".join(p if p.endswith("\n") else p + "\n\\ No newline at end of file\n" for p in parts)
 
 
 def plan_save(folder: str | Path, edited: Rulebook) -> SavePlan:
@@ -90,7 +91,7 @@ def plan_save(folder: str | Path, edited: Rulebook) -> SavePlan:
         if [r.to_data() for r in old_rules] == [r.to_data() for r in new_rules]:
             continue
         path = folder / _checked_name(name)
-        text = path.read_text(encoding="utf-8") if path.exists() else None
+        text = _read(path) if path.exists() else None
         before[name], after[name] = text, _new_text(name, text, old_rules, new_rules)
     rulebook = _check(folder, after, edited)
     changed = sorted(_changed_ids(original, edited))
@@ -101,7 +102,7 @@ def save_plan(plan: SavePlan) -> list[Path]:
     """Write a plan's files atomically; refuse (RulebookError) if one changed on disk since the plan."""
     for name, text in plan.before.items():
         path = plan.folder / name
-        now = path.read_text(encoding="utf-8") if path.exists() else None
+        now = _read(path) if path.exists() else None
         if now != text:
             raise RulebookError([RuleProblem(name, None, None, "changed on disk since the save was planned; "
                                              "plan the save again")])
@@ -138,6 +139,11 @@ def _changed_ids(a: Rulebook, b: Rulebook) -> set[str]:
     old = {r.id: r.to_data() for r in a.rules}
     new = {r.id: r.to_data() for r in b.rules}
     return {i for i in old.keys() | new.keys() if old.get(i) != new.get(i)}
+
+
+def _read(path: Path) -> str:
+    """A rule file's text exactly as stored (line endings kept: a CRLF file stays CRLF)."""
+    return path.read_bytes().decode("utf-8")
 
 
 def _checked_name(name: str) -> str:
@@ -185,25 +191,27 @@ def _new_text(name: str, text: str | None, old: list[Rule], new: list[Rule]) -> 
     nodes = {str(item.get("id")): (i, item) for i, item in enumerate(seq) if isinstance(item, CommentedMap)}
     olds = {r.id: r for r in old}
     blocks = []
+    newline = "\r\n" if lines[0].endswith("\r\n") else "\n"
     for rule in new:
         index, node = nodes.get(rule.id, (None, None))
         if index is not None and olds[rule.id].to_data() == rule.to_data():
             blocks.append(("".join(lines[spans[index][0]:spans[index][1]]), index))
-        else:
-            blocks.append((_emit(node, olds.get(rule.id), rule, layout), index))
+        else:  # emitted by ruamel: in the file's line endings (a CRLF file stays CRLF)
+            emitted = _emit(node, olds.get(rule.id), rule, layout).replace("\r\n", "\n")
+            blocks.append((emitted.replace("\n", newline), index))
     head = "".join(lines[:spans[0][0]])
     tail = "".join(lines[spans[-1][1]:])
     body = ""
     for k, (block, index) in enumerate(blocks):
-        body += _ensure_newline(block)
+        body += _ensure_newline(block, newline)
         if k < len(blocks) - 1:
             has_gap = index is not None and index < len(spans) - 1
-            body += "".join(lines[spans[index][1]:spans[index + 1][0]]) if has_gap else layout.gap
+            body += "".join(lines[spans[index][1]:spans[index + 1][0]]) if has_gap else newline
     return head + body + tail
 
 
-def _ensure_newline(text: str) -> str:
-    return text if text.endswith("\n") else text + "\n"
+def _ensure_newline(text: str, newline: str = "\n") -> str:
+    return text if text.endswith("\n") else text + newline
 
 
 def _append_rules(text: str, doc: Any, new: list[Rule]) -> str:
@@ -224,7 +232,6 @@ class _Layout:
     offset: int = 2
     sequence: int = 4
     mapping: int = 2
-    gap: str = "\n"
 
     @classmethod
     def of(cls, seq: CommentedSeq, lines: list[str]) -> _Layout:
@@ -261,6 +268,8 @@ def _is_filler(line: str) -> bool:
 
 def _emit(node: CommentedMap | None, old: Rule | None, new: Rule, layout: _Layout) -> str:
     """One rule item as text (``- id: ...`` and its lines) in the file's layout."""
+    if node is not None:
+        _detach_trailing(node)
     item = _rule_node(new) if node is None or old is None else _sync_rule(node, old, new)
     out = io.StringIO()
     _yaml(layout.sequence, layout.offset, layout.mapping).dump({"rules": [item]}, out)
@@ -268,6 +277,30 @@ def _emit(node: CommentedMap | None, old: Rule | None, new: Rule, layout: _Layou
     while lines and _is_filler(lines[-1]):
         lines.pop()
     return "".join(lines)
+
+
+def _detach_trailing(node: Any) -> None:
+    """Drop the comment lines ruamel attached after a rule's last value: they belong to the gap after
+    the rule, which is copied from the original text (an end-of-line comment on that value stays)."""
+    while isinstance(node, (CommentedMap, CommentedSeq)) and len(node):
+        key = list(node)[-1] if isinstance(node, CommentedMap) else len(node) - 1
+        value = node[key]
+        if isinstance(value, (CommentedMap, CommentedSeq)) and len(value) and not value.fa.flow_style():
+            node = value
+            continue
+        entry = node.ca.items.get(key)
+        slot = 2 if isinstance(node, CommentedMap) else 0
+        token = entry[slot] if entry and len(entry) > slot else None
+        if token is not None:
+            line = node.lc.key(key)[0] if isinstance(node, CommentedMap) else node.lc.item(key)[0]
+            mark = getattr(token, "start_mark", None)
+            first, newline, _ = token.value.partition("\n")
+            inline = mark is not None and mark.line == line and first.strip() and not isinstance(value, _BLOCK)
+            if inline:
+                token.value = first + newline
+            else:
+                entry[slot] = None
+        return
 
 
 # -- rule nodes ------------------------------------------------------------------------------
@@ -345,8 +378,20 @@ def _sync_then(node: CommentedMap, old: Rule, new: Rule, then_data: dict[str, An
             _set(then, key, _sync_list(then.get(key), before, after, key))
 
 
+_ORDER = ("id", "title", "section", "citation", "when", "then", "rationale", "note",
+          "recommend", "derive", "avoid", "flag")
+
+
 def _set(node: CommentedMap, key: str, value: Any) -> None:
-    node[key] = value  # an existing key keeps its place; a new one goes last
+    """Set a key: an existing one keeps its place, a new one goes where the shipped files put it."""
+    if key in node or key not in _ORDER:
+        node[key] = value
+        return
+    later = [i for i, k in enumerate(node) if k in _ORDER and _ORDER.index(k) > _ORDER.index(key)]
+    if later:
+        node.insert(later[0], key, value)
+    else:
+        node[key] = value
 
 
 def _sync_list(seq: Any, old: tuple, new: tuple, key: str) -> CommentedSeq:
