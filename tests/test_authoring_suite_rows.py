@@ -84,7 +84,10 @@ def test_a_file_without_the_needed_column_is_refused(suite: Path):
     target.write_text("scenario_id,description,methotrexate,expect_preferred\n")
     with pytest.raises(SuiteFormatError, match="short.csv.*no column 'manifestations', 'prednisone_mg'"):
         add_scenario(target, PATIENT, "S1", "d")
-    row = scenario_row({"methotrexate": "intolerant"}, "S1", "d", pin=())
-    add_scenario(target, {"methotrexate": "intolerant"}, "S1", "d", pin=())
-    assert target.read_text().splitlines()[1] == "S1,d,intolerant," and row == {
+    with pytest.raises(SuiteFormatError, match="checks nothing"):  # the suite loader's own rule
+        add_scenario(target, {"methotrexate": "intolerant"}, "S1", "d", pin=())
+    assert scenario_row({"methotrexate": "intolerant"}, "S1", "d", pin=()) == {
         "scenario_id": "S1", "description": "d", "methotrexate": "intolerant"}
+    add_scenario(target, {"methotrexate": "intolerant"}, "S1", "d")
+    preferred = evaluate({"methotrexate": "intolerant"}).preferred
+    assert target.read_text().splitlines()[1] == f"S1,d,intolerant,{preferred}"
