@@ -64,6 +64,9 @@ def _register_coverage(subparsers: argparse._SubParsersAction) -> None:
                         help="rule folder, file, revision or variant:NAME (default: the shipped rulebook)")
     parser.add_argument("--proposals", type=Path, default=None, help="also write the proposed rows to this CSV")
     parser.add_argument("--strict", action="store_true", help="exit 1 when some rule is fired by no scenario")
+    parser.add_argument("--html", type=Path, default=None,
+                        help="also write the rulebook as one HTML page, each condition marked with how often the "
+                             "suite makes it true and false")
     parser.set_defaults(func=_coverage)
 
 
@@ -155,16 +158,25 @@ def _print_changed(table: pd.DataFrame, limit: int) -> None:
 def _coverage(args: argparse.Namespace) -> int:
     if args.proposals:
         check_output_path(args.proposals, suffixes=(".csv",), inputs=_inputs(args.scenarios))
+    if args.html:
+        check_output_path(args.html, suffixes=(".html", ".htm"), inputs=_inputs(args.scenarios))
     _check_revision(args.rules, "--rules")
     import pandas as pd
 
-    from ..authoring import coverage
+    from ..authoring import coverage, resolve_rulebook
 
-    report = coverage(args.scenarios, args.rules)
+    book = resolve_rulebook(args.rules) if args.rules else None
+    report = coverage(args.scenarios, book)
     with pd.option_context("display.width", 200, "display.max_colwidth", 70):
         print(report.to_text())
     if args.proposals:
         _write_csv(report.proposals, args.proposals)
+    if args.html:
+        from ..authoring.coverage_html import coverage_html
+        from ..evaluate import default_rulebook
+
+        with atomic_output(args.html, suffixes=(".html", ".htm")) as partial:
+            partial.write_text(coverage_html(report, book or default_rulebook()), encoding="utf-8")
     return 1 if args.strict and report.uncovered else 0
 
 
