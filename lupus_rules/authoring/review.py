@@ -122,7 +122,7 @@ class Review:
         if self.after.lint_passed is False:
             parts.append("lint FAILS after the change")
         if len(self.stale):
-            parts.append(f"{len(self.stale)} texts still name a replaced number")
+            parts.append(_count(len(self.stale), "text") + " still naming a replaced number")
         return "; ".join(parts)
 
 
