@@ -136,3 +136,23 @@ def test_cli_refuses_bad_output_options(tmp_path, capsys, argv, words):
     assert main(["review", "WORKTREE", VARIANT, *argv]) == 2
     assert words in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_vocabulary_only_change_is_listed_not_silent():
+    """An older rule folder without the declared facts (shipped vocabulary implied) differs in version only
+    through rulebook.yaml; the review lists that instead of reporting "0 rule changes"."""
+    from lupus_rules.rulebook import rulebook_from_documents
+
+    shipped = load_rulebook()
+    docs = []
+    for name, data in shipped.to_documents():
+        if "rulebook" in data:
+            data = {**data, "rulebook": {k: v for k, v in data["rulebook"].items()
+                                         if k not in ("facts", "statuses", "measures")}}
+        docs.append((name, data))
+    older = rulebook_from_documents(docs, source="older")
+    assert older.version != shipped.version
+    review = build_review(older, shipped, SCENARIOS, run_lint=False, now=NOW)
+    fields = set(review.changes["field"])
+    assert "statuses" in fields and {f"facts.{name}" for name in shipped.facts} <= fields
+    assert review.impact.empty and "No rule or vocabulary changes" not in to_html(review)

@@ -23,7 +23,10 @@ RULE_DIFF_COLUMNS = ["rule_id", "change", "field", "before", "after", "descripti
 STALE_TEXT_COLUMNS = ["rule_id", "field", "old", "new", "text", "description"]
 
 _TEXT_FIELDS = ("title", "section", "rationale", "note", "file")
-_VOCABULARY = ("agents", "flags", "derived_facts", "references", "definitions", "accepted_gaps")
+_VOCABULARY = ("agents", "flags", "derived_facts", "references", "definitions", "accepted_gaps", "facts",
+               "measures")
+#: Vocabulary entries compared as a whole (one text each).
+_META_TEXTS = ("name", "guideline", "disclaimer", "rank_scale", "statuses")
 
 
 def rule_diff(a: Rulebook, b: Rulebook) -> pd.DataFrame:
@@ -248,6 +251,10 @@ def _verb(field: str) -> str:
 
 def _vocabulary_changes(a: Rulebook, b: Rulebook) -> list[dict[str, Any]]:
     rows = []
+    for key in _META_TEXTS:
+        before, after = _meta_text(a, key), _meta_text(b, key)
+        if before != after:
+            rows.append(_row("rulebook", "changed", key, before, after, f"{key}: {before!r} → {after!r}"))
     for key in _VOCABULARY:
         before, after = _vocabulary(a, key), _vocabulary(b, key)
         for name in before.keys() - after.keys():
@@ -259,6 +266,24 @@ def _vocabulary_changes(a: Rulebook, b: Rulebook) -> list[dict[str, Any]]:
                 rows.append(_row("rulebook", "changed", f"{key}.{name}", before[name], after[name],
                                  f"{key} entry {name}: {before[name]!r} → {after[name]!r}"))
     return rows
+
+
+def _meta_text(book: Rulebook, key: str) -> str:
+    value = book.meta.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return " ".join(str(value).split())
+
+
+def _entry_text(value: Any) -> str:
+    """One vocabulary entry (text, or a mapping such as a fact's kind/range/unit) as one line."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_entry_text(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join("~" if v is None else _entry_text(v) for v in value) + "]"
+    return " ".join(str(value).split())
 
 
 def _vocabulary(book: Rulebook, key: str) -> dict[str, str]:
@@ -273,4 +298,4 @@ def _vocabulary(book: Rulebook, key: str) -> dict[str, str]:
         return {str(k): v for k, v in book.references.items()}
     if key == "accepted_gaps":
         return {g.id: f"when {_conditions(g.when)}: {g.description}" for g in book.accepted_gaps}
-    return {str(k): str(v).strip() for k, v in (book.meta.get(key) or {}).items()}
+    return {str(k): _entry_text(v) for k, v in (book.meta.get(key) or {}).items()}
