@@ -220,3 +220,24 @@ def test_a_hand_written_file_keeps_its_style(tmp_path: Path, newline: str):
     assert text.endswith("    rationale: >-\n      new folded text\n    note: a note\n# trailing comment")
     assert text.count("# trailing comment") == 1 and text.startswith("# head comment\nrules:\n  # first\n")
     assert len(_changed_lines(plan.diff().replace("\r", ""))) == 9  # 60->45, 2 notes, 2 when lines, folded 2->1
+
+
+def test_files_without_a_block_rule_list(tmp_path: Path):
+    """A file with an empty list gets the rule; a flow-style list is refused naming the file, nothing written."""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    shutil.copy(DEFAULT_RULES_DIR / "rulebook.yaml", folder / "rulebook.yaml")
+    entry = ("{id: R-A, title: A, section: S, citation: [1], rationale: R, "
+             "when: [{fact: egfr, op: '<', value: 15}], then: {flag: [switch_therapy]}}")
+    (folder / "a.yaml").write_text("# kept\nrules: []\n")
+    (folder / "b.yaml").write_text(f"rules: [{entry}]\n")
+    book = load_rulebook(folder)
+    new = {"id": "R-N", "title": "N", "section": "S", "citation": [1], "rationale": "R",
+           "when": [{"fact": "upcr", "op": ">", "value": 3}], "flag": ["side_effect_monitoring"]}
+    save_rulebook(folder, add_rule(book, new, file="a.yaml"))
+    assert (folder / "a.yaml").read_text().startswith("# kept\nrules:\n  - id: R-N\n")
+    assert rule_data(load_rulebook(folder), "R-N") == rule_data(add_rule(book, new, file="a.yaml"), "R-N")
+    before = (folder / "b.yaml").read_bytes()
+    with pytest.raises(RulebookError, match=r"b\.yaml rules: written in flow style"):
+        plan_save(folder, edit_rule(load_rulebook(folder), "R-A", title="B"))
+    assert (folder / "b.yaml").read_bytes() == before

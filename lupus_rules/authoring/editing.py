@@ -108,8 +108,9 @@ def _rebuild(book: Rulebook, change, file: str) -> Rulebook:
     """The rulebook with one file's rule entries changed by ``change``, checked by the loader."""
     docs = book.to_documents()
     names = [name for name, _ in docs]
-    if file not in names:
-        docs.append((file, {"rules": []}))
+    if file not in names:  # a new file takes its place in name order, as a rule folder is loaded
+        at = next((i for i, (name, data) in enumerate(docs) if data.get("rules") and name > file), len(docs))
+        docs.insert(at, (file, {"rules": []}))
     out = []
     for name, data in docs:
         if name == file:

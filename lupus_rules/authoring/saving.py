@@ -185,7 +185,7 @@ def _new_text(name: str, text: str | None, old: list[Rule], new: list[Rule]) -> 
     seq = doc.get("rules") if isinstance(doc, CommentedMap) else None
     lines = text.splitlines(keepends=True)
     if not isinstance(seq, CommentedSeq) or not seq or seq.fa.flow_style():
-        return _append_rules(text, doc, new)
+        return _append_rules(name, text, doc, new)
     layout = _Layout.of(seq, lines)
     spans = _spans(doc, seq, lines)
     nodes = {str(item.get("id")): (i, item) for i, item in enumerate(seq) if isinstance(item, CommentedMap)}
@@ -214,10 +214,10 @@ def _ensure_newline(text: str, newline: str = "\n") -> str:
     return text if text.endswith("\n") else text + newline
 
 
-def _append_rules(text: str, doc: Any, new: list[Rule]) -> str:
+def _append_rules(name: str, text: str, doc: Any, new: list[Rule]) -> str:
     """A file without a block-style rule list: its rules written whole (only when it has none to keep)."""
     if isinstance(doc, CommentedMap) and doc.get("rules"):
-        raise RulebookError([RuleProblem("rules", None, "rules", "written in flow style ([...]); rewrite the "
+        raise RulebookError([RuleProblem(name, None, "rules", "written in flow style ([...]); rewrite the "
                                          "list in block style (one '- ' per rule) to save edits into it")])
     kept = re.sub(r"(?m)^rules:.*\n?", "", text)
     if not new:
