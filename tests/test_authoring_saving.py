@@ -241,3 +241,76 @@ def test_files_without_a_block_rule_list(tmp_path: Path):
     with pytest.raises(RulebookError, match=r"b\.yaml rules: written in flow style"):
         plan_save(folder, edit_rule(load_rulebook(folder), "R-A", title="B"))
     assert (folder / "b.yaml").read_bytes() == before
+
+
+def _edits(book):
+    """A hypothesis strategy of one edit (a function Rulebook -> Rulebook) and the id of the rule it touches."""
+    from hypothesis import strategies as st
+
+    rules = sorted(book.rule_ids)
+    numeric = [(r.id, i, c) for r in book.rules for i, c in enumerate(r.when)
+               if c.kind == "fact" and book.facts.get(c.fact) is not None and c.op in ("<", "<=", ">", ">=")]
+    ranked = [r.id for r in book.rules if r.recommend]
+
+    def threshold(pick):
+        rule_id, i, cond = pick
+        spec = book.facts[cond.fact]
+        return st.integers(int(max(spec.minimum, 0)), int(min(spec.maximum, 500))).map(
+            lambda v: (lambda b: edit_rule(b, rule_id, when=[
+                {**c.to_data(), "value": v} if k == i else c.to_data() for k, c in enumerate(b.rule(rule_id).when)]),
+                rule_id))
+
+    def rank(rule_id):
+        return st.integers(1, 99).map(lambda v: (lambda b: edit_rule(b, rule_id, recommend=[
+            {**rule_data(b, rule_id)["then"]["recommend"][0], "rank": v},
+            *rule_data(b, rule_id)["then"]["recommend"][1:]]), rule_id))
+
+    text = st.text(alphabet="abc xyz-#:'\"", min_size=1, max_size=20).map(str.strip).filter(bool)
+    return st.one_of(
+        st.sampled_from(numeric).flatmap(threshold),
+        st.sampled_from(ranked).flatmap(rank),
+        st.tuples(st.sampled_from(rules), text).map(lambda p: (lambda b: edit_rule(b, p[0], note=p[1]), p[0])),
+        st.tuples(st.sampled_from(rules), text).map(lambda p: (lambda b: edit_rule(b, p[0], title=p[1]), p[0])),
+    )
+
+
+def _blocks(folder: Path) -> dict[str, str]:
+    """Each rule's text (from its '- id:' line to the next rule or the end of the file), by id."""
+    out = {}
+    for path in sorted(folder.glob("*.yaml")):
+        chunks = path.read_text().split("\n  - id: ")
+        for chunk in chunks[1:]:
+            out[chunk.split("\n", 1)[0]] = chunk
+    return out
+
+
+def test_random_edits_save_to_exactly_the_edited_rulebook():
+    """Any mix of threshold, rank, note and title edits saves to files that load as the edit, and every rule
+    not edited keeps its text byte for byte (hypothesis, on copies of the shipped folder)."""
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    base = load_rulebook(DEFAULT_RULES_DIR)
+    original = _blocks(DEFAULT_RULES_DIR)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(_edits(base), min_size=1, max_size=3))
+    def check(edits):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "rules"
+            shutil.copytree(DEFAULT_RULES_DIR, folder, ignore=shutil.ignore_patterns("variants"))
+            edited, touched = load_rulebook(folder), set()
+            for edit, rule_id in edits:
+                edited = edit(edited)
+                touched.add(rule_id)
+            save_rulebook(folder, edited)
+            saved = load_rulebook(folder)
+            assert saved.version == edited.version
+            blocks = _blocks(folder)
+            for rule_id, text in original.items():
+                if rule_id not in touched:
+                    assert blocks[rule_id] == text, rule_id
+
+    check()
