@@ -158,3 +158,13 @@ def test_a_vocabulary_only_change_is_listed_not_silent():
     fields = set(review.changes["field"])
     assert "statuses" in fields and {f"facts.{name}" for name in shipped.facts} <= fields
     assert review.impact.empty and "No rule or vocabulary changes" not in to_html(review)
+
+
+def test_the_yaml_behind_the_change_is_in_the_dossier(edited_folder, variant_review):
+    review = build_review("WORKTREE", edited_folder, SCENARIOS, run_lint=False, now=NOW)
+    changed = [line for line in review.file_diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert len(changed) == 4  # threshold 60 -> 45 and the title, one line each
+    assert any("value: 45" in line for line in changed if line.startswith("+"))
+    page = to_html(review)
+    assert "<h2>Rule files</h2>" in page and '<span class="plus">+      - {fact: egfr, op: &quot;&gt;=&quot;, value: 45}' in page
+    assert "gc-target-5mg.yaml" in variant_review.file_diff and "R-GC-01:" in variant_review.file_diff

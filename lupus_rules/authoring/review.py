@@ -83,6 +83,7 @@ class Review:
     created: str
     seconds: dict[str, float] = field(default_factory=dict)
     disclaimer: str = DISCLAIMER
+    file_diff: str = ""
 
     @property
     def outcome_changes(self) -> pd.DataFrame:
@@ -157,7 +158,42 @@ def build_review(a: Rulebook | str | Path, b: Rulebook | str | Path, scenarios: 
     created = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     clock["total"] = time.perf_counter() - started
     return Review(sides[0], sides[1], _marked(rule_diff(book_a, book_b)), stale_texts(book_a, book_b), impact,
-                  str(scenarios), len(rows), created, clock)
+                  str(scenarios), len(rows), created, clock, file_diff=_file_diff(a, b))
+
+
+def _folder(spec: object) -> Path | None:
+    """The rule folder or file on disk a rulebook spec names, else None (revisions, variants, objects)."""
+    if isinstance(spec, Rulebook):
+        return None
+    if str(spec) == "WORKTREE":
+        from ..rulebook import DEFAULT_RULES_DIR
+
+        return DEFAULT_RULES_DIR
+    path = Path(str(spec))
+    return path if path.exists() else None
+
+
+def _file_diff(a: object, b: object) -> str:
+    """The YAML behind the change: a unified diff of two rule folders on disk, or a variant's overlay file."""
+    import difflib
+
+    for spec in (b, a):
+        if isinstance(spec, str) and spec.startswith("variant:"):
+            from .variants import read_variant
+
+            variant = read_variant(spec)
+            text = (variant.folder / variant.file).read_text(encoding="utf-8")
+            return f"# the variant file {variant.file}, applied over its base rulebook\n{text}"
+    old, new = _folder(a), _folder(b)
+    if old is None or new is None:
+        return ""
+    texts = [{p.name: p.read_text(encoding="utf-8") for p in ([f] if f.is_file() else sorted(f.glob("*.y*ml")))}
+             for f in (old, new)]
+    parts = []
+    for name in sorted(set(texts[0]) | set(texts[1])):
+        parts += difflib.unified_diff(texts[0].get(name, "").splitlines(keepends=True),
+                                      texts[1].get(name, "").splitlines(keepends=True), f"a/{name}", f"b/{name}")
+    return "".join(p if p.endswith("\n") else p + "\n" for p in parts)
 
 
 def _side(label: str, book: Rulebook, scenarios: str | Path, rows: pd.DataFrame, run_lint: bool,

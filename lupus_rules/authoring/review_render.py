@@ -32,6 +32,7 @@ th{background:#eceff3}td.num{text-align:right}
 .failnew{background:#fde7e6;color:#b3261e;font-weight:700}.fixed{background:#e3f4e6;color:#1e7b34;font-weight:700}
 .muted{color:#5b6472}code{background:#eceff3;padding:0 3px;border-radius:3px}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}
+pre{background:#fff;border:1px solid #d5d9e0;padding:8px;overflow-x:auto;font-size:12px;white-space:pre-wrap}
 """
 
 
@@ -61,7 +62,7 @@ def to_html(review: Review) -> str:
             _cards(review), "<h2>Rulebooks</h2>", _sides_table(a, b),
             "<h2>Rule changes</h2>", _changes_html(review),
             "<h2>Scenario impact</h2>", _impact_html(review),
-            "<h2>Coverage and lint, before and after</h2>", _quality_html(review)]
+            "<h2>Coverage and lint, before and after</h2>", _quality_html(review), _files_html(review)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>Rule change review {_e(a.version)} → {_e(b.version)}</title><style>{_CSS}</style></head>"
@@ -166,6 +167,19 @@ def _quality_html(review: Review) -> str:
         out += f"<h3>Lint findings that changed</h3><ul>{''.join(items)}</ul>"
     timing = ", ".join(f"{k} {v:.2f} s" for k, v in review.seconds.items())
     return out + f'<p class="muted">Time: {_e(timing)}.</p>'
+
+
+def _files_html(review: Review) -> str:
+    """The YAML behind the change (a diff of the rule files, or the variant's overlay), folded away."""
+    if not review.file_diff:
+        return ""
+    lines = []
+    for line in review.file_diff.splitlines():
+        css = "plus" if line.startswith("+") and not line.startswith("+++") else \
+            "minus" if line.startswith("-") and not line.startswith("---") else ""
+        lines.append(f'<span class="{css}">{_e(line)}</span>' if css else _e(line))
+    return ("<h2>Rule files</h2><details><summary>The YAML behind this change</summary>"
+            f"<pre>{chr(10).join(lines)}</pre></details>")
 
 
 def _passing(side: Side) -> str:
