@@ -7,19 +7,26 @@ gaps, definitions) is compared too, under the pseudo rule id ``rulebook``.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
 
 from ..rulebook import Condition, Rule, Rulebook
 
-__all__ = ["rule_diff", "changed_rule_ids", "RULE_DIFF_COLUMNS"]
+__all__ = ["rule_diff", "changed_rule_ids", "stale_texts", "item_changes", "RULE_DIFF_COLUMNS", "STALE_TEXT_COLUMNS"]
 
 #: Columns of the table :func:`rule_diff` returns.
 RULE_DIFF_COLUMNS = ["rule_id", "change", "field", "before", "after", "description"]
 
+#: Columns of the table :func:`stale_texts` returns.
+STALE_TEXT_COLUMNS = ["rule_id", "field", "old", "new", "text", "description"]
+
 _TEXT_FIELDS = ("title", "section", "rationale", "note", "file")
-_VOCABULARY = ("agents", "flags", "derived_facts", "references", "definitions", "accepted_gaps")
+_VOCABULARY = ("agents", "flags", "derived_facts", "references", "definitions", "accepted_gaps", "facts",
+               "measures")
+#: Vocabulary entries compared as a whole (one text each).
+_META_TEXTS = ("name", "guideline", "disclaimer", "rank_scale", "statuses")
 
 
 def rule_diff(a: Rulebook, b: Rulebook) -> pd.DataFrame:
@@ -42,6 +49,46 @@ def rule_diff(a: Rulebook, b: Rulebook) -> pd.DataFrame:
             rows.extend(_rule_changes(old[rule.id], rule))
     rows.extend(_vocabulary_changes(a, b))
     return pd.DataFrame(rows, columns=RULE_DIFF_COLUMNS)
+
+
+def item_changes(before: str, after: str) -> tuple[list[str], list[str]]:
+    """Items of a ``;``-joined outcome list (recommendations, flags, fired rules) removed and added, in order."""
+    old = [item for item in before.split(";") if item]
+    new = [item for item in after.split(";") if item]
+    return [item for item in old if item not in new], [item for item in new if item not in old]
+
+
+def stale_texts(a: Rulebook, b: Rulebook) -> pd.DataFrame:
+    """Texts of a rule in ``b`` (title, rationale, note) that still name a number its edit replaced.
+
+    E.g. after ``egfr >= 60 -> egfr >= 45`` a note saying "eGFR >= 60" is listed:
+    one row per rule, field and old number, with the text and a sentence to read.
+    """
+    old = {r.id: r for r in a.rules}
+    rows = []
+    for rule in _in_file_order(b):
+        if rule.id not in old:
+            continue
+        for before, after in _number_changes(old[rule.id].when, rule.when):
+            pattern = re.compile(rf"(?<![\d.]){re.escape(before)}(?![\d]|\.\d)")
+            for field in ("title", "rationale", "note"):
+                text = getattr(rule, field)
+                if pattern.search(text):
+                    rows.append({"rule_id": rule.id, "field": field, "old": before, "new": after, "text": text,
+                                 "description": f"{rule.id}: {field} still says {before} (the condition now "
+                                                f"says {after}): {text!r}"})
+    return pd.DataFrame(rows, columns=STALE_TEXT_COLUMNS)
+
+
+def _number_changes(old: tuple[Condition, ...], new: tuple[Condition, ...]) -> list[tuple[str, str]]:
+    removed = [c for c in old if c not in new]
+    added = [c for c in new if c not in old]
+    out = []
+    for before, after in _paired(removed, added):
+        numeric = all(isinstance(c.value, (int, float)) and not isinstance(c.value, bool) for c in (before, after))
+        if numeric and before.value != after.value:
+            out.append((_show(before.value), _show(after.value)))
+    return list(dict.fromkeys(out))
 
 
 def changed_rule_ids(a: Rulebook, b: Rulebook) -> set[str]:
@@ -114,20 +161,39 @@ def _condition_changes(rule_id: str, old: tuple[Condition, ...], new: tuple[Cond
     removed = [c for c in old if c not in new]
     added = [c for c in new if c not in old]
     rows = []
-    for before in list(removed):
-        after = next((c for c in added if _condition_key(c) == _condition_key(before)), None)
-        if after is None:
-            continue
+    for before, after in _paired(removed, added):
         removed.remove(before)
         added.remove(after)
+        if before.op == after.op:
+            text = f"{before.fact} {_value_word(before)} {_show(before.value)} → {_show(after.value)} "
+        else:
+            text = f"{before.fact} condition {before.op} {_show(before.value)} → {after.op} {_show(after.value)} "
         rows.append(_row(rule_id, "changed", "when", before.describe(), after.describe(),
-                         f"{before.fact} {_value_word(before)} {_show(before.value)} → {_show(after.value)} "
-                         f"({before.describe()} → {after.describe()})"))
+                         text + f"({before.describe()} → {after.describe()})"))
     for before in removed:
         rows.append(_row(rule_id, "changed", "when", before.describe(), "", f"condition removed: {before.describe()}"))
     for after in added:
         rows.append(_row(rule_id, "changed", "when", "", after.describe(), f"condition added: {after.describe()}"))
     return rows
+
+
+def _paired(removed: list[Condition], added: list[Condition]) -> list[tuple[Condition, Condition]]:
+    """Removed and added conditions read as one change: same fact and operator first, then same fact
+    when it is the only removed and the only added condition on that fact (e.g. ``>= 7.5`` → ``> 5``)."""
+    pairs = []
+    free = list(added)
+    for before in removed:
+        after = next((c for c in free if _condition_key(c) == _condition_key(before)), None)
+        if after is not None:
+            pairs.append((before, after))
+            free.remove(after)
+    left = [c for c in removed if all(c is not b for b, _ in pairs)]
+    for before in left:
+        same = [c for c in free if c.kind == before.kind == "fact" and c.fact == before.fact]
+        if len(same) == 1 and sum(c.fact == before.fact for c in left) == 1:
+            pairs.append((before, same[0]))
+            free.remove(same[0])
+    return pairs
 
 
 def _value_word(condition: Condition) -> str:
@@ -185,6 +251,10 @@ def _verb(field: str) -> str:
 
 def _vocabulary_changes(a: Rulebook, b: Rulebook) -> list[dict[str, Any]]:
     rows = []
+    for key in _META_TEXTS:
+        before, after = _meta_text(a, key), _meta_text(b, key)
+        if before != after:
+            rows.append(_row("rulebook", "changed", key, before, after, f"{key}: {before!r} → {after!r}"))
     for key in _VOCABULARY:
         before, after = _vocabulary(a, key), _vocabulary(b, key)
         for name in before.keys() - after.keys():
@@ -196,6 +266,24 @@ def _vocabulary_changes(a: Rulebook, b: Rulebook) -> list[dict[str, Any]]:
                 rows.append(_row("rulebook", "changed", f"{key}.{name}", before[name], after[name],
                                  f"{key} entry {name}: {before[name]!r} → {after[name]!r}"))
     return rows
+
+
+def _meta_text(book: Rulebook, key: str) -> str:
+    value = book.meta.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return " ".join(str(value).split())
+
+
+def _entry_text(value: Any) -> str:
+    """One vocabulary entry (text, or a mapping such as a fact's kind/range/unit) as one line."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_entry_text(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join("~" if v is None else _entry_text(v) for v in value) + "]"
+    return " ".join(str(value).split())
 
 
 def _vocabulary(book: Rulebook, key: str) -> dict[str, str]:
@@ -210,4 +298,4 @@ def _vocabulary(book: Rulebook, key: str) -> dict[str, str]:
         return {str(k): v for k, v in book.references.items()}
     if key == "accepted_gaps":
         return {g.id: f"when {_conditions(g.when)}: {g.description}" for g in book.accepted_gaps}
-    return {str(k): str(v).strip() for k, v in (book.meta.get(key) or {}).items()}
+    return {str(k): _entry_text(v) for k, v in (book.meta.get(key) or {}).items()}

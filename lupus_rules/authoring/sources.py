@@ -1,8 +1,10 @@
-"""Where a rulebook to compare comes from: a folder, a file, a git revision, or the worktree.
+"""Where a rulebook to compare comes from: a folder, a file, a git revision, the worktree or a variant.
 
 ``lupus-rules diff HEAD~1 WORKTREE`` compares the rules of the previous commit
 with the files on disk. A revision is read with ``git ls-tree`` / ``git show``
 (no shell) and parsed with YAML's safe loader only, like files on disk.
+``variant:NAME`` (or ``variant:path/to/file.yaml``) is a rulebook variant
+(:mod:`lupus_rules.authoring.variants`) over the rulebook it names as its base.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ _RULE_SUFFIXES = (".yaml", ".yml")
 
 
 def resolve_rulebook(spec: str | Path | Rulebook | None, repo: str | Path | None = None) -> Rulebook:
-    """A rulebook from a folder or file, ``WORKTREE``, a git revision ``REV`` or ``REV:path``.
+    """A rulebook from a folder or file, ``WORKTREE``, a git revision ``REV`` or ``REV:path``, or ``variant:NAME``.
 
     A path that exists on disk wins over a revision of the same name. A bare
     ``REV`` reads the shipped rule folder (``lupus_rules/rules``) at that
@@ -37,6 +39,10 @@ def resolve_rulebook(spec: str | Path | Rulebook | None, repo: str | Path | None
         return spec
     if spec is None or str(spec) == WORKTREE:
         return load_rulebook(DEFAULT_RULES_DIR)
+    if str(spec).startswith("variant:"):
+        from .variants import load_variant
+
+        return load_variant(str(spec))
     if Path(spec).exists():
         return load_rulebook(spec)
     text = str(spec)

@@ -38,9 +38,10 @@ def _register_diff(subparsers: argparse._SubParsersAction) -> None:
         description="List rules added, removed or changed (field by field) between rulebooks A and B, "
                     "and with --scenarios every scenario whose preferred agent, recommendations, flags or "
                     "fired rules differ, with the rules responsible. A and B: a rule folder or file, "
-                    "WORKTREE (the shipped rules on disk), a git revision (HEAD~1) or REV:path. "
+                    "WORKTREE (the shipped rules on disk), a git revision (HEAD~1), REV:path or variant:NAME "
+                    "(a rulebook variant, e.g. variant:gc-target-5mg). "
                     "A path on disk wins over a revision name. " + DISCLAIMER)
-    parser.add_argument("a", help="the rulebook before (folder, file, WORKTREE, REV or REV:path)")
+    parser.add_argument("a", help="the rulebook before (folder, file, WORKTREE, REV, REV:path or variant:NAME)")
     parser.add_argument("b", help="the rulebook after")
     parser.add_argument("--scenarios", default=None,
                         help="scenario CSV/Parquet file or folder of CSVs (e.g. scenarios/ or a generated batch)")
@@ -59,9 +60,13 @@ def _register_coverage(subparsers: argparse._SubParsersAction) -> None:
                     "of the discretized fact space) ready to paste. " + DISCLAIMER)
     parser.add_argument("--scenarios", default="scenarios",
                         help="scenario CSV file or folder (default: scenarios/)")
-    parser.add_argument("--rules", default=None, help="rule folder, file or revision (default: the shipped rulebook)")
+    parser.add_argument("--rules", default=None,
+                        help="rule folder, file, revision or variant:NAME (default: the shipped rulebook)")
     parser.add_argument("--proposals", type=Path, default=None, help="also write the proposed rows to this CSV")
     parser.add_argument("--strict", action="store_true", help="exit 1 when some rule is fired by no scenario")
+    parser.add_argument("--html", type=Path, default=None,
+                        help="also write the rulebook as one HTML page, each condition marked with how often the "
+                             "suite makes it true and false")
     parser.set_defaults(func=_coverage)
 
 
@@ -71,7 +76,8 @@ def _register_lint(subparsers: argparse._SubParsersAction) -> None:
         description="Check the rulebook over the whole discretized patient space (every category and "
                     "values around every threshold, reduced exactly to equivalence classes). Exit 1 when "
                     "a contradiction or a rule that never fires is found. " + DISCLAIMER)
-    parser.add_argument("--rules", default=None, help="rule folder, file or revision (default: the shipped rulebook)")
+    parser.add_argument("--rules", default=None,
+                        help="rule folder, file, revision or variant:NAME (default: the shipped rulebook)")
     parser.add_argument("--max-rows", type=positive_int, default=20_000_000,
                         help="classes enumerated per check before sampling instead (default 20000000)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="also write the findings to this CSV")
@@ -108,6 +114,13 @@ def _diff(args: argparse.Namespace) -> int:
     print(f"Rule changes: {len(changes)}")
     for text in changes["description"]:
         print(f"  {text}")
+    from ..authoring.ruldiff import stale_texts
+
+    stale = stale_texts(book_a, book_b)
+    if len(stale):
+        print(f"Texts that still name a replaced number: {len(stale)}")
+        for text in stale["description"]:
+            print(f"  {text}")
     if table is not None:
         print()
         _print_changed(table, args.limit)
@@ -123,18 +136,21 @@ def _inputs(scenarios: str | None) -> tuple[str, ...]:
 
 def _print_changed(table: pd.DataFrame, limit: int) -> None:
     from ..authoring.compare import OUTCOMES
+    from ..authoring.ruldiff import item_changes
 
     shown = table if limit <= 0 else table.head(limit)
     for _, row in shown.iterrows():
         print(f"{row['scenario_id']}: {row['changed'].replace('_', ' ')}; rules: {row['rules'] or '-'}")
-        for outcome in OUTCOMES[:-1]:
-            if row[f"{outcome}_before"] != row[f"{outcome}_after"]:
-                print(f"    {outcome}: {row[f'{outcome}_before'] or '(none)'} -> {row[f'{outcome}_after'] or '(none)'}")
-        before, after = row["fired_rules_before"].split(";"), row["fired_rules_after"].split(";")
-        gone = [r for r in before if r and r not in after]
-        new = [r for r in after if r and r not in before]
-        if gone or new:
-            print(f"    fired rules: {' '.join(['-' + r for r in gone] + ['+' + r for r in new])}")
+        for outcome in OUTCOMES:
+            before, after = row[f"{outcome}_before"], row[f"{outcome}_after"]
+            if before == after:
+                continue
+            if outcome == "preferred":
+                print(f"    preferred: {before or '(none)'} -> {after or '(none)'}")
+                continue
+            gone, new = item_changes(before, after)
+            items = " ".join(["-" + r for r in gone] + ["+" + r for r in new]) or "same items, new order"
+            print(f"    {outcome.replace('_', ' ')}: {items}")
     if len(shown) < len(table):
         print(f"... {len(table) - len(shown):,} more (use --limit 0 or --output FILE)")
 
@@ -142,16 +158,25 @@ def _print_changed(table: pd.DataFrame, limit: int) -> None:
 def _coverage(args: argparse.Namespace) -> int:
     if args.proposals:
         check_output_path(args.proposals, suffixes=(".csv",), inputs=_inputs(args.scenarios))
+    if args.html:
+        check_output_path(args.html, suffixes=(".html", ".htm"), inputs=_inputs(args.scenarios))
     _check_revision(args.rules, "--rules")
     import pandas as pd
 
-    from ..authoring import coverage
+    from ..authoring import coverage, resolve_rulebook
 
-    report = coverage(args.scenarios, args.rules)
+    book = resolve_rulebook(args.rules) if args.rules else None
+    report = coverage(args.scenarios, book)
     with pd.option_context("display.width", 200, "display.max_colwidth", 70):
         print(report.to_text())
     if args.proposals:
         _write_csv(report.proposals, args.proposals)
+    if args.html:
+        from ..authoring.coverage_html import coverage_html
+        from ..evaluate import default_rulebook
+
+        with atomic_output(args.html, suffixes=(".html", ".htm")) as partial:
+            partial.write_text(coverage_html(report, book or default_rulebook()), encoding="utf-8")
     return 1 if args.strict and report.uncovered else 0
 
 

@@ -46,7 +46,8 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="results: .csv or .parquet")
     parser.add_argument("--engine", choices=ENGINES, default="vectorized",
                         help="vectorized (default, fast) or durable (durable-rules, in worker processes)")
-    parser.add_argument("--rules", type=Path, default=None, help="rule folder or file (default: the shipped rulebook)")
+    parser.add_argument("--rules", type=Path, default=None,
+                        help="rule folder or file, or variant:NAME (default: the shipped rulebook)")
     parser.add_argument("--chunk-size", type=positive_int, default=100_000, help="rows per chunk (default 100000)")
     parser.add_argument("--processes", type=positive_int, default=2, help="durable engine worker processes (default 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -71,7 +72,8 @@ def _register_generate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT,
                         help=f"refuse more rows than this unless --yes (default {DEFAULT_LIMIT:,})")
     parser.add_argument("--yes", action="store_true", help="write even above --limit")
-    parser.add_argument("--rules", type=Path, default=None, help="rule folder or file (default: the shipped rulebook)")
+    parser.add_argument("--rules", type=Path, default=None,
+                        help="rule folder or file, or variant:NAME (default: the shipped rulebook)")
     parser.add_argument("--chunk-size", type=positive_int, default=100_000, help="rows per chunk (default 100000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_generate)
@@ -87,6 +89,10 @@ def _load(path: Path | None) -> Rulebook:
         from ..evaluate import default_rulebook
 
         return default_rulebook()
+    if str(path).startswith("variant:"):  # issue 11: a rulebook variant by name (authoring/variants.py)
+        from ..authoring.variants import load_variant
+
+        return load_variant(str(path))
     from ..rulebook import load_rulebook
 
     return load_rulebook(path)
