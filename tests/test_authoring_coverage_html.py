@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from lupus_rules.authoring import coverage
@@ -14,18 +15,23 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 def _rule_block(page: str, rule_id: str) -> str:
     start = page.index(f'id="{rule_id}"')
-    return page[start:page.index('<div class="rule', start + 1)]
+    end = page.find('<div class="rule', start + 1)
+    return page[start:end if end >= 0 else len(page)]
 
 
 def test_every_condition_is_marked_as_the_suite_exercises_it():
-    book = load_variant("gc-target-5mg")
+    variant = load_variant("gc-target-5mg")
+    gc02 = variant.rule("R-GC-02")  # moved to a dose no scenario has, so the suite leaves it unexercised
+    book = variant.replace_rule("R-GC-02", when=(replace(gc02.when[0], op=">", value=900.0),))
     report = coverage(SCENARIOS, book, propose=False)
     page = coverage_html(report, book)
     assert not re.search(r"(?i)<script|<link|<img|src=|https?://", page)
     assert page.count("<li><code>") == len(report.conditions) == sum(len(r.when) for r in book.rules)
     assert page.count("never alone stops it") == int((report.conditions["alone_false"] == 0).sum())
     assert page.count('badge no">never true') == int((report.conditions["true"] == 0).sum())
-    assert "fired by NO scenario" in _rule_block(page, "R-GC-02")  # the variant leaves it unexercised
+    assert "fired by NO scenario" in _rule_block(page, "R-GC-02")
+    for _, row in report.rules.iterrows():
+        assert ("fired by NO scenario" in _rule_block(page, row["rule_id"])) == (row["scenarios"] == 0)
     assert 'class="rule cold" id="R-GC-02"' in page
     for _, row in report.conditions[report.conditions["rule_id"] == "R-GC-01"].iterrows():
         assert f"true {row['true']}" in _rule_block(page, "R-GC-01")
