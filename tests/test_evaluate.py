@@ -52,11 +52,13 @@ def test_pregnancy_planning_switches_nephritis_to_azathioprine(book):
     assert pregnant.avoided["mycophenolate"] == ("R-SAFE-01",)
 
 
-def test_voclosporin_not_below_egfr_45(book):
+def test_no_calcineurin_inhibitor_below_egfr_45(book):
     refractory = nephritis(mycophenolate="nonresponse")
     assert evaluate({**refractory, "egfr": 45}, book).preferred == "voclosporin"
     low = evaluate({**refractory, "egfr": 44.9}, book)
-    assert "voclosporin" not in low.recommendations and low.preferred == "tacrolimus"
+    calcineurin = {"voclosporin", "tacrolimus", "cyclosporine"}
+    assert not calcineurin & set(low.recommendations) and calcineurin <= set(low.avoided)
+    assert low.preferred == "belimumab"  # triple therapy leads once calcineurin inhibitors are out
 
 
 def test_result_row_and_explanation(book):

@@ -15,8 +15,9 @@ patient of, each of:
   status for it (a status fact named like the agent) says it is taken now,
   worked, failed or is contraindicated: no rule keeps or avoids it there.
 * ``never_fires`` (error): a rule no patient of the space fires.
-* ``gap`` (warning): patients who get no *disease-modifying* recommendation,
-  i.e. no recommended agent other than a foundation agent
+* ``gap`` (warning): patients who get no *disease-modifying* recommendation
+  and continue none, i.e. no recommended or continued agent other than a
+  foundation agent
   (``rulebook.agents[code].foundation``: hydroxychloroquine). Gaps are
   reported as regions (fact values in words) with the rules that came closest.
   Gap patients matching an accepted gap's conditions (``accepted_gaps`` in
@@ -358,7 +359,9 @@ class _OutcomeCheck(_Check):
         modifying = set(disease_modifying_agents(book))
         self.agents = [a for a in book.agents if a in modifying]
         self.entries = [(r.id, s.agent, s.rank) for r in book.rules for s in r.recommend if s.agent in modifying]
-        self.rule_ids = frozenset(rule_id for rule_id, _, _ in self.entries)
+        self.continuing = _continuing(book, space, frozenset(rule_id for rule_id, _, _ in self.entries), modifying)
+        self.recommenders = frozenset(rule_id for rule_id, _, _ in self.entries)
+        self.rule_ids = self.recommenders.union(*(keep | avoid for keep, avoid in self.continuing.values()))
         self.conditions = frozenset(c for gap in book.accepted_gaps for c in gap.when)
         self.accepted, self.ties, self.sampled_gaps = _Tally(), _Tally(), _Tally()
         self.plan: Plan | None = None
@@ -375,7 +378,15 @@ class _OutcomeCheck(_Check):
             row = ranks[at[agent]]
             np.minimum(row, rank, out=row, where=chunk.fires(rule_id))
         best = ranks.min(axis=0) if len(self.agents) else np.full(len(chunk), _NO_RANK)
-        self._gaps(chunk, best == _NO_RANK)
+        gap = best == _NO_RANK
+        for keepers, avoiders in self.continuing.values():  # a disease-modifying agent continued: no gap
+            kept = np.zeros(len(chunk), dtype=bool)
+            for rule_id in keepers:
+                kept |= chunk.fires(rule_id)
+            for rule_id in avoiders:
+                kept &= ~chunk.fires(rule_id)
+            gap &= ~kept
+        self._gaps(chunk, gap)
         tied = ((ranks == best) & (best != _NO_RANK)).sum(axis=0) >= 2
         if tied.any():
             rows = np.flatnonzero(tied)
@@ -394,7 +405,7 @@ class _OutcomeCheck(_Check):
         if len(self.open_grid):
             self.open_grid[chunk.start:chunk.start + len(chunk)] = open_gap
         elif open_gap.any():
-            order = sorted(self.rule_ids, key=chunk.space.rule_column)
+            order = sorted(self.recommenders, key=chunk.space.rule_column)
             codes, labels = _group_patterns(np.stack([chunk.fires(r) for r in order]), open_gap)
             self.sampled_gaps.add_grouped(codes, [tuple(order[i] for i in lab) for lab in labels], open_gap, chunk)
 
@@ -432,7 +443,7 @@ class _OutcomeCheck(_Check):
         return out
 
     def _gap_finding(self, explainer: _Explainer, count: int, patient: dict, region: str) -> dict:
-        closest = explainer.closest(patient, self.rule_ids)
+        closest = explainer.closest(patient, self.recommenders)
         near = "; ".join(f"{rule_id} (fails: {', '.join(failing)})" for rule_id, failing in closest)
         return _finding("gap", "warning", [rule_id for rule_id, _ in closest], count,
                         f"no disease-modifying recommendation when {region} ({count:,} classes); "
@@ -449,6 +460,31 @@ class _OutcomeCheck(_Check):
                                 f"({count:,} classes); only vocabulary order makes {agents[0]} preferred",
                                 patient))
         return out
+
+
+def _continuing(book: Rulebook, space: FactSpace, recommenders: frozenset[str],
+                modifying: set[str]) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """Per disease-modifying agent, the rules keeping it and those avoiding it, for the gap check.
+
+    Only rules testing facts the recommendations already depend on are taken, so
+    the enumeration does not grow by every agent's status; a gap region may then
+    include patients who continue an agent whose status it does not vary (the
+    example patient, at defaults, is always a real gap).
+    """
+    facts = _facts_of(book, space.closure(recommenders))
+    out: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+    for agent in (a for a in book.agents if a in modifying):
+        keep = frozenset(r.id for r in book.rules if agent in r.keep
+                         and _facts_of(book, space.closure([r.id])) <= facts)
+        avoid = frozenset(r.id for r in book.rules if agent in r.avoid
+                          and _facts_of(book, space.closure([r.id])) <= facts)
+        if keep:
+            out[agent] = (keep, avoid)
+    return out
+
+
+def _facts_of(book: Rulebook, rule_ids: Iterable[str]) -> frozenset[str]:
+    return frozenset(c.fact for rule_id in rule_ids for c in book.rule(rule_id).when if c.kind == "fact")
 
 
 class _HistoryCheck(_Check):
