@@ -112,7 +112,8 @@ def read_resources(items: Iterable[tuple[str, str | None, object]], source: str)
         if kind == "Patient":
             pid = model.id or (full_url or where)
             parsed.patients.setdefault(pid, PatientResources(pid)).by_type.setdefault("Patient", []).append(model)
-            aliases.update({f"Patient/{pid}": pid, **({full_url: pid} if full_url else {})})
+            # urn:uuid:<id> too: Synthea (and many exporters) reference patients by it
+            aliases.update({f"Patient/{pid}": pid, f"urn:uuid:{pid}": pid, **({full_url: pid} if full_url else {})})
         elif kind == "Medication":
             for alias in filter(None, (f"Medication/{model.id}" if model.id else None, full_url)):
                 parsed.medications[alias] = model
