@@ -200,3 +200,57 @@ def test_provenance_json_round_trips(nephritis):
     assert json.loads(json.dumps(data)) == data
     assert data["egfr"]["sources"][0]["resource"] == "Observation/ln1-egfr-now"
     assert data["fertility_concern"] == {"unknown": "absent", "note": "not read from FHIR by the mapping", "sources": []}
+
+
+# --- hostile resources: reported or ignored, never a crash ----------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JUNK = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True)
+                     | st.text(max_size=20) | st.sampled_from(["2024", "2024-13-40", "mg", "Patient/ln1", "active",
+                                                             "stopped", "http://loinc.org", "2890-2"]),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=6)
+
+
+def _paths(value, prefix=()):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield prefix + (key,)
+            yield from _paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield prefix + (i,)
+            yield from _paths(item, prefix + (i,))
+
+
+_FIXTURE = json.loads((DATA / "nephritis_labs.json").read_text(encoding="utf-8"))
+_HISTORY = json.loads((DATA / "medication_history.json").read_text(encoding="utf-8"))
+_TARGETS = [(b, i, p) for b in (_FIXTURE, _HISTORY) for i, e in enumerate(b["entry"]) for p in _paths(e["resource"])]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(_TARGETS) - 1), _JUNK), min_size=1, max_size=4))
+def test_mutated_resources_never_crash(mutations):
+    import copy
+
+    bundle = copy.deepcopy(_FIXTURE)
+    bundle["entry"] += copy.deepcopy(_HISTORY["entry"])
+    offset = len(_FIXTURE["entry"])
+    for index, junk in mutations:
+        source, entry_no, path = _TARGETS[index]
+        node = bundle["entry"][entry_no + (offset if source is _HISTORY else 0)]["resource"]
+        try:
+            for step in path[:-1]:
+                node = node[step]
+            node[path[-1]] = junk
+        except (KeyError, IndexError, TypeError):
+            continue
+    mapping = fhir.load_mapping()
+    parsed = fhir.read_bundle(bundle, "fuzz")
+    for patient in fhir.extract_bundle(parsed, mapping, AS_OF):
+        import lupus_rules
+
+        lupus_rules.evaluate(patient.facts)            # every extracted fact is allowed by the vocabulary
+        json.dumps(patient.provenance_json())

@@ -292,3 +292,19 @@ def test_feedback_is_appended(server, feedback_log):
 def test_bad_feedback_is_400(server, body, words):
     response = server.post("/cds-services/lupus-alternatives/feedback", json=body)
     assert response.status_code == 400 and words in _checked(response)["error"]
+
+
+def test_fhir_servers_can_be_limited():
+    from lupus_rules.serve.fetch import allowed_server
+
+    assert allowed_server("https://ehr.example/fhir/", ("https://ehr.example/fhir",))
+    assert not allowed_server("https://ehr.example/fhirx", ("https://ehr.example/fhir",))
+    assert allowed_server("http://anything", ())
+    request = sample_request(_bundle("nephritis_labs.json"), "ln1")
+    del request["prefetch"]
+    request.update(fhirServer="http://127.0.0.1:9/fhir", fhirAuthorization={"access_token": TOKEN, "token_type": "Bearer"})
+    app = create_app(Path("/dev/null"), as_of=AS_OF, fhir_servers=("https://ehr.example/fhir",))
+    with BackgroundServer(app) as url:
+        response = httpx.post(f"{url}/cds-services/lupus-alternatives", json=request)
+    assert response.status_code == 412 and "--fhir-server" in _checked(response)["error"]
+    assert TOKEN not in response.text

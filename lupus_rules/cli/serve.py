@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="JSON-lines file feedback is appended to (default ./cds-feedback.jsonl)")
     parser.add_argument("--as-of", type=iso_date, default=None,
                         help="read facts as of this date (YYYY-MM-DD; default: the day of each request)")
+    parser.add_argument("--fhir-server", action="append", default=[], metavar="BASE_URL",
+                        help="fetch missing prefetch only from this FHIR base URL (repeatable; default: any "
+                             "http(s) fhirServer a request names)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info",
                         help="server log level (default info; never logs credentials)")
     parser.set_defaults(func=_serve)
@@ -50,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.feedback_log.exists():
         check_output_path(args.feedback_log, role="feedback log")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = create_app(args.feedback_log, args.as_of)
+    app = create_app(args.feedback_log, args.as_of, fhir_servers=tuple(args.fhir_server))
     print(f"{DISCLAIMER}\nCDS Hooks discovery: http://127.0.0.1:{args.port}/cds-services", flush=True)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level=args.log_level, access_log=False)
     return 0

@@ -50,8 +50,10 @@ class HookError(Exception):
 
 
 def create_app(feedback_log: str | Path = "cds-feedback.jsonl", as_of: dt.date | None = None,
-               mapping: Mapping | None = None, rulebook: Rulebook | None = None) -> Starlette:
-    """The ASGI app. ``as_of`` fixes "today" (default: the date of each request)."""
+               mapping: Mapping | None = None, rulebook: Rulebook | None = None,
+               fhir_servers: tuple[str, ...] = ()) -> Starlette:
+    """The ASGI app. ``as_of`` fixes "today" (default: the date of each request); ``fhir_servers``
+    limits the FHIR base URLs data may be fetched from (default: any the request names)."""
     import httpx
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -63,6 +65,7 @@ def create_app(feedback_log: str | Path = "cds-feedback.jsonl", as_of: dt.date |
 
     book = rulebook or default_rulebook()
     state = _State(load_mapping(rulebook=book) if mapping is None else mapping, book, Path(feedback_log), as_of)
+    state.fhir_servers = tuple(fhir_servers)
     state.warm_up()
 
     @contextlib.asynccontextmanager
@@ -88,6 +91,7 @@ class _State:
         self.services: dict[str, Service] = services(mapping)
         self.lock = threading.Lock()
         self.client: Any = None
+        self.fhir_servers: tuple[str, ...] = ()
 
     def warm_up(self) -> None:
         """Build the FHIR models and the engine once, so the first hook is as fast as the rest."""
@@ -122,7 +126,7 @@ class _State:
             body = await _json_body(request)
             _check_request(body, service)
             try:
-                data, fetched = await gather(service.prefetch, body, self.client)
+                data, fetched = await gather(service.prefetch, body, self.client, self.fhir_servers)
             except FetchError as exc:
                 raise HookError(412, f"cannot get the FHIR data: {exc}") from None
             cards = await run_in_threadpool(self._cards, service, body, data)

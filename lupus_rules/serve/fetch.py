@@ -11,7 +11,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["FetchError", "FHIR_ID", "fill_template", "gather", "MAX_PAGES"]
+__all__ = ["FetchError", "FHIR_ID", "fill_template", "allowed_server", "gather", "MAX_PAGES"]
 
 #: A FHIR id (R4: 1-64 of A-Z a-z 0-9 - .): a patientId must be one, so it is safe in a query.
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -39,8 +39,18 @@ def _usable(value: object) -> bool:
     return isinstance(value, dict) and value.get("resourceType") not in (None, "OperationOutcome")
 
 
-async def gather(templates: dict[str, str], request: dict[str, Any], client: Any) -> tuple[dict[str, Any], list[str]]:
-    """Every prefetch key's data (prefetch, else fetched) and the keys that had to be fetched."""
+def allowed_server(server: str, allowed: tuple[str, ...]) -> bool:
+    """Whether ``server`` is one of (or under one of) the ``allowed`` base URLs; any server when none are given."""
+    base = server.rstrip("/")
+    return not allowed or any(base == a.rstrip("/") or base.startswith(a.rstrip("/") + "/") for a in allowed)
+
+
+async def gather(templates: dict[str, str], request: dict[str, Any], client: Any,
+                 allowed: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[str]]:
+    """Every prefetch key's data (prefetch, else fetched) and the keys that had to be fetched.
+
+    ``allowed``: FHIR base URLs the service may fetch from (empty: any http(s) server the request names).
+    """
     prefetch = request.get("prefetch") or {}
     data: dict[str, Any] = {}
     fetched: list[str] = []
@@ -51,6 +61,9 @@ async def gather(templates: dict[str, str], request: dict[str, Any], client: Any
         server = request.get("fhirServer")
         if not server:
             raise FetchError(f"prefetch {key!r} missing and no fhirServer to fetch it from")
+        if not allowed_server(server, allowed):
+            raise FetchError(f"prefetch {key!r} missing and fhirServer {server[:200]!r} is not one this service "
+                             "may fetch from (lupus-rules serve --fhir-server)")
         data[key] = await _fetch(server, fill_template(template, request.get("context") or {}),
                                  request.get("fhirAuthorization"), client)
         fetched.append(key)
