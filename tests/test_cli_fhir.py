@@ -64,3 +64,13 @@ def test_bad_as_of_is_a_usage_error(tmp_path, capsys):
     except SystemExit as exc:
         assert exc.code == 2
     assert "got '01/02/2026'; allowed: a date YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_a_folder_stands_for_its_json_files(tmp_path, capsys):
+    patients = tmp_path / "p.csv"
+    assert main(["fhir", str(DATA / "synthea"), "-o", str(patients), "--as-of", "2026-01-01"]) == 0
+    assert len(_rows(patients)) == len(list((DATA / "synthea").glob("*.json")))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["fhir", str(empty), "-o", str(patients)]) == 2
+    assert "a folder with no *.json file" in capsys.readouterr().err

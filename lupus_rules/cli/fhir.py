@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "`lupus-rules run` reads the file as it is. Invalid resources are reported and skipped. "
                     "Exit code: 0 all resources read, 1 some were invalid (rest written), 2 unusable input. "
                     + DISCLAIMER)
-    parser.add_argument("bundles", type=Path, nargs="+", help="FHIR R4 JSON files (Bundle or one resource)")
+    parser.add_argument("bundles", type=Path, nargs="+",
+                        help="FHIR R4 JSON files (Bundle or one resource), or folders of *.json (e.g. Synthea's "
+                             "output/fhir)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="patients file: .csv")
     parser.add_argument("--as-of", type=iso_date, default=None,
                         help="the date facts are read as of (YYYY-MM-DD; default today): months on therapy, "
@@ -44,6 +46,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_fhir)
 
 
+def _expand(paths: list[Path]) -> list[Path]:
+    """Files as given; a folder stands for its ``*.json`` files (sorted); an empty folder is an input error."""
+    from ..fhir import BundleError
+
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.json") if p.is_file())
+            if not found:
+                raise BundleError(f"{path}: a folder with no *.json file")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
 def _fhir(args: argparse.Namespace) -> int:
     import csv
 
@@ -51,15 +69,16 @@ def _fhir(args: argparse.Namespace) -> int:
     from ..fhir import extract_bundle, load_mapping, patient_row, read_bundle_file, row_columns
     from ..output import atomic_output, check_output_path
 
-    check_output_path(args.output, suffixes=(".csv",), inputs=args.bundles)
+    bundles = _expand(args.bundles)
+    check_output_path(args.output, suffixes=(".csv",), inputs=bundles)
     rulebook = default_rulebook()
     mapping = load_mapping(args.mapping, rulebook)
     rows, problems = [], []
-    for bundle in args.bundles:
+    for bundle in bundles:
         parsed = read_bundle_file(bundle)
         problems += parsed.problems
         rows += [patient_row(p, rulebook) for p in extract_bundle(parsed, mapping, args.as_of, rulebook)]
-    with atomic_output(args.output, suffixes=(".csv",), inputs=args.bundles) as partial:
+    with atomic_output(args.output, suffixes=(".csv",), inputs=bundles) as partial:
         with open(partial, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=row_columns(rulebook))
             writer.writeheader()
@@ -67,8 +86,8 @@ def _fhir(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"lupus-rules fhir: skipped: {problem}", file=sys.stderr)
     as_of = (args.as_of or dt.date.today()).isoformat()
-    print(f"wrote {len(rows)} patient{'s' if len(rows) != 1 else ''} from {len(args.bundles)} bundle"
-          f"{'s' if len(args.bundles) != 1 else ''} to {args.output} (as of {as_of}; "
+    print(f"wrote {len(rows)} patient{'s' if len(rows) != 1 else ''} from {len(bundles)} bundle"
+          f"{'s' if len(bundles) != 1 else ''} to {args.output} (as of {as_of}; "
           f"{len(problems)} resource{'s' if len(problems) != 1 else ''} skipped)")
     print(DISCLAIMER)
     return 1 if problems else 0
