@@ -163,6 +163,9 @@ def test_order_select_warns_on_an_avoided_draft(server):
     assert len(cards) == 1 and cards[0]["indicator"] == "warning"
     assert "drafted Leflunomide is avoided" in cards[0]["summary"]
     assert "MedicationRequest/draft-1" in cards[0]["detail"]
+    action = cards[0]["suggestions"][0]["actions"][0]
+    assert action == {"type": "delete", "description": "Remove MedicationRequest/draft-1",
+                      "resourceId": ["MedicationRequest/draft-1"]}
 
 
 def test_order_select_is_quiet_for_an_allowed_draft_and_unselected_drafts(server):

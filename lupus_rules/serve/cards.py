@@ -108,6 +108,12 @@ def order_cards(result: Result, patient: PatientFacts, rulebook: Rulebook,
             continue
         rules = ", ".join(result.avoided[agent])
         instead = f"; preferred instead: {_name(rulebook, result.preferred)}" if result.preferred else ""
-        cards.append(_card(f"Lupus: drafted {_name(rulebook, agent)} is avoided ({rules}){instead}", "warning",
-                           f"Drafted order {order}.\n\n" + _detail(result, patient, rulebook), rulebook))
+        card = _card(f"Lupus: drafted {_name(rulebook, agent)} is avoided ({rules}){instead}", "warning",
+                     f"Drafted order {order}.\n\n" + _detail(result, patient, rulebook), rulebook)
+        card["suggestions"] = [{"label": f"Remove the drafted {_name(rulebook, agent)} order",
+                                "uuid": str(uuid.uuid4()),
+                                "actions": [{"type": "delete", "description": f"Remove {order}",
+                                             "resourceId": [order]}]}]
+        card["selectionBehavior"] = "at-most-one"
+        cards.append(card)
     return cards
