@@ -61,7 +61,7 @@ def _detail(result: Result, patient: PatientFacts, rulebook: Rulebook) -> str:
     refs = rulebook.references
     lines = [f"**{DISCLAIMER}**", "", "**Recommendations** (lower rank = stronger):"]
     for rec in result.recommendation_details:
-        cites = "; ".join(f"[{n}] {refs.get(n, '')}" for n in rec.citations)
+        cites = " ".join(f"[{n}] {refs.get(n, '')}" for n in rec.citations)
         note = f" ({'; '.join(rec.notes)})" if rec.notes else ""
         lines.append(f"- {rec.rank} **{rec.name}**{note}: rules {', '.join(rec.rules)}; {cites}")
     if not result.recommendation_details:
