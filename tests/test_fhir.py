@@ -120,6 +120,16 @@ def test_synthea_bundles(name):
     assert cyclo.unknown == "ambiguous" and len(cyclo.sources) >= 2
     assert patient.facts["prednisone_mg"] == 0.0                     # every prednisone request stopped
     assert patient.provenance["egfr"].unknown == "absent"
+    raw = json.loads((DATA / "synthea" / name).read_text(encoding="utf-8"))
+    requests = [e["resource"] for e in raw["entry"] if e["resource"]["resourceType"] == "MedicationRequest"]
+    prednisone = [r for r in requests if r["medicationCodeableConcept"]["coding"][0]["code"] == "312615"]
+    latest = max(prednisone, key=lambda r: r["authoredOn"])
+    assert _resources(patient.provenance["prednisone_mg"]) == [f"MedicationRequest/{latest['id']}"]
+    cyclosporine = {f"MedicationRequest/{r['id']}" for r in requests
+                    if r["medicationCodeableConcept"]["coding"][0]["code"] == "241834"}
+    assert set(_resources(cyclo)) == cyclosporine                    # every record cited
+    never_recorded = {"ldn", "methotrexate", "hydroxychloroquine"}
+    assert all(patient.provenance[a].unknown == "absent" for a in never_recorded)
 
 
 def test_results_evaluate(nephritis, history):
