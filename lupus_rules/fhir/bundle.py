@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import LupusRulesError
 
-__all__ = ["BundleError", "PatientResources", "ParsedBundle", "USED_TYPES", "read_bundle_file",
+__all__ = ["BundleError", "PatientResources", "ParsedBundle", "USED_TYPES", "MAX_BUNDLE_BYTES", "read_bundle_file",
            "read_bundle", "read_resources", "resource_key"]
 
 #: The resource types the mapping reads; others are skipped silently (counted in ``skipped``).

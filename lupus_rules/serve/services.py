@@ -11,7 +11,7 @@ from typing import Any
 
 from ..fhir.mapping import Mapping
 
-__all__ = ["Service", "services", "discovery", "PREFETCH_KEYS"]
+__all__ = ["Service", "services", "discovery", "prefetch_templates", "PREFETCH_KEYS"]
 
 #: Prefetch key -> the FHIR search each fetches (``{{context.patientId}}`` filled in by the EHR or by us).
 PREFETCH_KEYS: tuple[str, ...] = ("patient", "conditions", "observations", "medicationRequests",
