@@ -58,7 +58,7 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
     "rulebook_version", "engine",
 )
 #: Non-fact input columns passed through unchanged.
-PASSTHROUGH_COLUMNS: tuple[str, ...] = ("scenario_id", "description")
+PASSTHROUGH_COLUMNS: tuple[str, ...] = ("scenario_id", "description", "patient_id", "provenance")
 #: Input columns starting with this (expected outcomes of a scenario suite) are passed through too.
 PASSTHROUGH_PREFIX = "expect_"
 #: Below this many rows (in a run's first chunk) the durable engine runs in this process:

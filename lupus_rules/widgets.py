@@ -205,6 +205,8 @@ class ScenarioExplorer:
             except LupusRulesError as exc:  # a malformed suite must not stop the explorer
                 self.preset_error, presets = f"Presets not loaded: {exc}", {}
         self.presets = dict(presets)
+        self.bundle_problems: list[str] = []
+        self.bundle_provenance: dict[str, dict[str, Any]] = {}
         self.fixable_only = w.Checkbox(description="only rules that one fact change would fire", indent=False)
         self.fixable_only.observe(self._on_change, names="value")
         self.result: Result | None = None
@@ -255,6 +257,28 @@ class ScenarioExplorer:
         if label not in self.presets:
             raise KeyError(f"preset: got {label!r}; allowed: {', '.join(self.presets) or 'no presets loaded'}")
         self.preset.value = label
+
+    def load_bundle(self, path: str | Path, as_of: Any = None) -> list[str]:
+        """Add every patient of a FHIR R4 bundle file as a preset and show the first; returns their labels.
+
+        Labels are ``"Patient/<id> (<file name>)"``; facts are read by :mod:`lupus_rules.fhir`
+        as of ``as_of`` (a date; default today). Resources the import skipped are listed in
+        ``bundle_problems``; their provenance per patient label in ``bundle_provenance``.
+        """
+        from .fhir import read_patients
+
+        patients, problems = read_patients(path, as_of=as_of)
+        self.bundle_problems = list(problems)
+        labels = []
+        for patient in patients:
+            label = f"Patient/{patient.patient_id} ({Path(path).name})"
+            self.presets[label] = dict(patient.facts)
+            self.bundle_provenance[label] = patient.provenance_json()
+            labels.append(label)
+        self.preset.options = [_CUSTOM, *self.presets]
+        if labels:
+            self.load_preset(labels[0])
+        return labels
 
     def refresh(self) -> None:
         """Re-evaluate the patient and redraw every panel."""
