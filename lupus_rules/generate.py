@@ -41,6 +41,9 @@ __all__ = [
     "count",
     "cartesian",
     "iter_cartesian",
+    "sample_positions",
+    "sample",
+    "iter_sample",
     "SCENARIO_ID",
 ]
 
@@ -150,15 +153,65 @@ def iter_cartesian(bands: Bands, facts: Iterable[str] | None = None,
         yield _chunk(bands, keys, sizes, start, stop, width)
 
 
+def sample_positions(total: int, n: int, seed: int) -> np.ndarray:
+    """``n`` distinct positions of a product of ``total`` rows, drawn uniformly with ``seed``, ascending.
+
+    The same ``(total, n, seed)`` always gives the same positions. ``n`` at or
+    above ``total`` gives every position. :class:`GenerateError` for ``n < 1``
+    or a seed that is not a whole number >= 0.
+    """
+    for name, value, low in (("sample", n, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise GenerateError(f"{name}: got {value!r}; allowed: a whole number >= {low}")
+    if n >= total:
+        return np.arange(total, dtype=np.int64)
+    chosen = np.random.default_rng(int(seed)).choice(int(total), size=int(n), replace=False, shuffle=False)
+    return np.sort(chosen.astype(np.int64))
+
+
+def sample(bands: Bands, facts: Iterable[str] | None, n: int, seed: int) -> pd.DataFrame:
+    """``n`` distinct rows of the product drawn with ``seed`` (see :func:`iter_sample`), in one frame."""
+    return pd.concat(list(iter_sample(bands, facts, n, seed, chunk_size=max(1, n))), ignore_index=True)
+
+
+def iter_sample(bands: Bands, facts: Iterable[str] | None, n: int, seed: int,
+                chunk_size: int = 100_000) -> Iterator[pd.DataFrame]:
+    """A seeded random sample of the product instead of all of it: ``n`` distinct rows, in chunks.
+
+    Rows come in product order and keep the product's ids (``gen-<position>``),
+    so the row with id ``gen-K`` equals row ``K`` of :func:`cartesian`: a sample
+    never leaves the space. Deterministic per ``seed``; huge spaces (10**12
+    rows) are sampled without building them.
+    """
+    keys = resolve_facts(bands, facts)
+    total = count(bands, keys)
+    positions = sample_positions(total, n, seed)
+    sizes = [len(bands[key]) for key in keys]
+    width = len(str(total))
+    step = max(1, int(chunk_size))
+    for start in range(0, max(len(positions), 1), step):
+        yield _rows_at(bands, keys, sizes, positions[start:start + step], width)
+
+
 def _chunk(bands: Bands, keys: list[str], sizes: list[int], start: int, stop: int,
            width: int) -> pd.DataFrame:
-    n = max(stop - start, 0)
-    index = np.arange(start, start + n, dtype=np.int64)
+    return _rows_at(bands, keys, sizes, np.arange(start, max(start, stop), dtype=np.int64), width)
+
+
+def _picks(keys: list[str], sizes: list[int], index: np.ndarray) -> dict[str, np.ndarray]:
+    """Per band, which of its values each row takes: ``index`` in mixed radix, the last band fastest."""
     picks: dict[str, np.ndarray] = {}
     for key, size in zip(reversed(keys), reversed(sizes)):
         picks[key] = index % size
         index = index // size
-    columns: dict[str, object] = {SCENARIO_ID: [f"gen-{i:0{width}d}" for i in range(start + 1, start + n + 1)]}
+    return picks
+
+
+def _rows_at(bands: Bands, keys: list[str], sizes: list[int], index: np.ndarray, width: int) -> pd.DataFrame:
+    """The rows at positions ``index`` of the product (0-based), ids ``gen-<position + 1>``."""
+    n = len(index)
+    picks = _picks(keys, sizes, index)
+    columns: dict[str, object] = {SCENARIO_ID: [f"gen-{i + 1:0{width}d}" for i in index.tolist()]}
     for name, spec in FACTS.items():
         columns[name] = _default_column(spec, n)
     for key in keys:
