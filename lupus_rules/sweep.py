@@ -339,9 +339,9 @@ def _plot(result: SweepResult, top: int) -> Any:
     table = result.table
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
     outcomes = [c for c in table.columns if c.endswith("_changed") and c != f"{_TRACE}_changed"]
-    for column, marker in zip(["changed", *outcomes], "osd^v<>"):
-        label = "any of them" if column == "changed" else column.removesuffix("_changed").replace("_", " ")
-        left.plot(table["value"], table[column], marker=marker, label=label)
+    left.plot(table["value"], table["changed"], color="#222", linewidth=5, alpha=0.25, label="any of these")
+    for column, marker in zip(outcomes, "osd^v<>"):
+        left.plot(table["value"], table[column], marker=marker, label=column.removesuffix("_changed").replace("_", " "))
     for axis in (left, right):
         axis.axvline(result.threshold.value, color="#888", linestyle="--", linewidth=1)
         axis.set_xlabel(f"{result.threshold.fact} threshold (base {result.threshold.value:g}, dashed)")
@@ -358,7 +358,7 @@ def _plot(result: SweepResult, top: int) -> Any:
     right.set_title(f"Preferred agent: from (base) -> to (variant), top {len(keep)}", fontsize=10)
     if keep:
         right.legend(fontsize=8)
-    fig.suptitle(f"Sweep of {result.label}", fontsize=11)
+    fig.suptitle(f"Sweep of {result.label} — base rulebook {result.base_rulebook_version}", fontsize=11)
     fig.text(0.01, 0.005, f"{result.patients:,} patients · base rulebook {result.base_rulebook_version}, one "
              "variant rulebook per value (versions in the table) · Not for clinical use", fontsize=7, color="#555")
     fig.tight_layout(rect=(0, 0.03, 1, 0.95))
