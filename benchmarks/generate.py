@@ -7,7 +7,8 @@ the very same rows, already in memory as a plain Arrow table (text and float64
 columns), with one ``pyarrow.csv.write_csv`` / ``pyarrow.parquet.write_table``
 call: the floor. It prints rows/s and the ratio generate / floor (1.0 = as fast
 as pyarrow writing a finished table; below 1 = faster, generate uses two
-threads). ``--old`` also times the previous path (pandas chunks through
+threads) and the ratio of CPU seconds (all threads), which a busy machine
+disturbs less than wall time. ``--old`` also times the previous path (pandas chunks through
 ``batch.write_chunks``). Medians of ``--repeat`` runs.
 
     python benchmarks/generate.py [--rows 1000000] [--repeat 3] [--old] [--folder /tmp]
@@ -40,13 +41,15 @@ def _plain(table: pa.Table) -> pa.Table:
                      for name, column in zip(table.column_names, table.columns)})
 
 
-def _timed(func, repeat: int) -> float:
-    times = []
+def _timed(func, repeat: int) -> tuple[float, float]:
+    """Median wall seconds and median CPU seconds (all threads of this process) of ``repeat`` calls."""
+    wall, cpu = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, used = time.perf_counter(), time.process_time()
         func()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - used)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def _floor(table: pa.Table, path: Path, suffix: str) -> None:
@@ -74,7 +77,8 @@ def main() -> None:
     args = parser.parse_args()
     bands = value_bands(default_rulebook())
     print(f"cores {os.cpu_count()}, rows {args.rows:,}, median of {args.repeat}; ratio = generate / floor")
-    print(f"{'shape':55} {'format':8} {'generate rows/s':>16} {'floor rows/s':>13} {'ratio':>6} {'MB':>7}")
+    print(f"{'shape':55} {'format':8} {'generate rows/s':>16} {'floor rows/s':>13} {'ratio':>6} {'CPU ratio':>9} "
+          f"{'MB':>7}")
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
         for label, facts, sample in _shapes(bands, args.rows):
             positions = None if sample is None else sample_positions(count(bands), sample, 0)
@@ -84,15 +88,16 @@ def main() -> None:
             n = plain.num_rows
             for suffix in (".csv", ".parquet"):
                 out, ref = Path(folder) / f"gen{suffix}", Path(folder) / f"floor{suffix}"
-                mine = _timed(lambda: write_generated(out, bands, facts, sample=sample, seed=0), args.repeat)
-                floor = _timed(lambda: _floor(plain, ref, suffix), args.repeat)
+                mine, mine_cpu = _timed(lambda: write_generated(out, bands, facts, sample=sample, seed=0),
+                                        args.repeat)
+                floor, floor_cpu = _timed(lambda: _floor(plain, ref, suffix), args.repeat)
                 size = out.stat().st_size / 1e6
                 print(f"{label:55} {suffix[1:]:8} {n / mine:16,.0f} {n / floor:13,.0f} {mine / floor:6.2f} "
-                      f"{size:7,.0f}")
+                      f"{mine_cpu / floor_cpu:9.2f} {size:7,.0f}")
             if args.old and sample is None:
                 from lupus_rules.batch import write_chunks
 
-                old = _timed(lambda: write_chunks(iter_cartesian(bands, facts), Path(folder) / "old.csv"), 1)
+                old, _ = _timed(lambda: write_chunks(iter_cartesian(bands, facts), Path(folder) / "old.csv"), 1)
                 print(f"{label:55} {'csv old':8} {n / old:16,.0f}   (previous pandas path, one run)")
             del whole, plain
 

@@ -413,8 +413,7 @@ def _default_rulebook() -> Rulebook:
 
 def _compare(value: float, base_value: float, variant: Rulebook, base_version: str, base: pd.DataFrame,
              after: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
-    differs = {name: base[name].to_numpy(dtype=object) != after[name].to_numpy(dtype=object)
-               for name in base.columns}
+    differs = {name: (base[name] != after[name]).to_numpy(dtype=bool) for name in base.columns}
     advice = [d for name, d in differs.items() if name != _TRACE]
     changed = np.logical_or.reduce(advice) if len(base) else np.zeros(0, dtype=bool)
     moves = _transitions(value, base["preferred"].to_numpy(dtype=object)[differs["preferred"]],
