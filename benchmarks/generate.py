@@ -4,8 +4,8 @@ For each format (CSV, Parquet) and each shape (the cartesian product of a few
 facts, cut to ``--rows``; a ``--sample`` of ``--rows`` rows of the whole space)
 it times :func:`lupus_rules.generate.write_generated` end to end, then writes
 the very same rows, already in memory as a plain Arrow table (text and float64
-columns), with one ``pyarrow.csv.write_csv`` / ``pyarrow.parquet.write_table``
-call: the floor. It prints rows/s and the ratio generate / floor (1.0 = as fast
+columns), with one ``pyarrow.csv.write_csv`` (unquoted, like generate's CSV) /
+``pyarrow.parquet.write_table`` call: the floor. It prints rows/s and the ratio generate / floor (1.0 = as fast
 as pyarrow writing a finished table; below 1 = faster, generate uses two
 threads) and the ratio of CPU seconds (all threads), which a busy machine
 disturbs less than wall time. ``--old`` also times the previous path (pandas chunks through
@@ -53,8 +53,8 @@ def _timed(func, repeat: int) -> tuple[float, float]:
 
 
 def _floor(table: pa.Table, path: Path, suffix: str) -> None:
-    if suffix == ".csv":
-        pcsv.write_csv(table, path)
+    if suffix == ".csv":  # unquoted, as generate writes it (the same bytes)
+        pcsv.write_csv(table, path, pcsv.WriteOptions(quoting_style="none"))
     else:
         pq.write_table(table, path)
 

@@ -233,16 +233,18 @@ def _rows_at(bands: Bands, keys: list[str], sizes: list[int], index: np.ndarray,
 
 
 def iter_tables(bands: Bands, facts: Iterable[str] | None = None, *, positions: np.ndarray | None = None,
-                chunk_size: int = 100_000) -> Iterator[Any]:
+                chunk_size: int = 100_000, numbers_as_text: bool = False) -> Iterator[Any]:
     """The rows of :func:`iter_cartesian` (or, with ``positions``, of a sample) as pyarrow Tables.
 
     Same columns, cells and ids as :func:`iter_cartesian`, built without a Python
     loop per row: text facts are dictionary arrays over the band's cells
     (the row's band index is the dictionary index), numbers float64 with null =
-    unknown, ids written digit by digit into one buffer. For writing files
-    (:func:`write_generated`); reads back as plain text and number columns.
+    unknown, ids written digit by digit into one buffer. ``numbers_as_text``:
+    numbers too as dictionaries of their text (formatted once per band value,
+    by Arrow, as its CSV writer formats a float64), which is what CSV output
+    uses. For writing files (:func:`write_generated`).
     """
-    maker = _TableMaker(bands, resolve_facts(bands, facts))
+    maker = _TableMaker(bands, resolve_facts(bands, facts), numbers_as_text)
     step = max(1, int(chunk_size))
     if positions is None:
         for start in range(0, max(maker.total, 1), step):
@@ -255,25 +257,36 @@ def iter_tables(bands: Bands, facts: Iterable[str] | None = None, *, positions: 
 class _TableMaker:
     """Builds the Arrow table of any rows of one product; per-band cell arrays are made once."""
 
-    def __init__(self, bands: Bands, keys: list[str]):
+    def __init__(self, bands: Bands, keys: list[str], numbers_as_text: bool = False):
         import pyarrow as pa
 
         self.keys = keys
         self.sizes = [len(bands[key]) for key in keys]
         self.total = math.prod(self.sizes)
         self.width = len(str(self.total))
+        self.floats = {name for name, spec in FACTS.items() if spec.kind == "number" and not numbers_as_text}
         self.columns: dict[str, tuple[str, Any]] = {}
         for name, spec in FACTS.items():  # unchosen facts: their default, as a one-value dictionary
-            self.columns[name] = ("default", None if spec.kind == "number" else pa.array([_cell(spec, spec.default)]))
+            default = None if spec.kind == "number" else _cell(spec, spec.default)
+            self.columns[name] = ("default", None if name in self.floats else pa.array([default], pa.string()))
         for key in keys:
             for column, cells in zip(band_columns(key), _cells(key, bands[key])):
-                kind = "number" if FACTS[column].kind == "number" else "text"
-                self.columns[column] = (key, cells if kind == "number" else pa.array(cells.tolist(), pa.string()))
+                self.columns[column] = (key, self._dictionary(column, cells))
         self.schema = pa.schema([pa.field(SCENARIO_ID, pa.string())] + [
-            pa.field(name, pa.float64() if FACTS[name].kind == "number" else pa.dictionary(pa.int32(), pa.string()))
+            pa.field(name, pa.float64() if name in self.floats else pa.dictionary(pa.int32(), pa.string()))
             for name in FACTS])
 
+    def _dictionary(self, column: str, cells: np.ndarray) -> Any:
+        import pyarrow as pa
+
+        if column in self.floats:
+            return cells
+        if FACTS[column].kind == "number":
+            return pa.array(cells, type=pa.float64(), from_pandas=True).cast(pa.string())
+        return pa.array(cells.tolist(), pa.string())
+
     def table(self, index: np.ndarray) -> Any:
+        """The rows at these positions of the product."""
         import pyarrow as pa
 
         n = len(index)
@@ -281,7 +294,7 @@ class _TableMaker:
         zeros = np.zeros(n, dtype=np.int32)
         arrays = [_ids(index, self.width)]
         for name, (source, cells) in self.columns.items():
-            if FACTS[name].kind == "number":
+            if name in self.floats:
                 values = np.full(n, np.nan) if source == "default" else cells[picks[source]]
                 arrays.append(pa.array(values, type=pa.float64(), from_pandas=True))
             else:
@@ -330,7 +343,7 @@ def estimate(bands: Bands, facts: Iterable[str] | None, suffix: str, *, rows: in
     """
     import pyarrow as pa
 
-    maker = _TableMaker(bands, resolve_facts(bands, facts))
+    maker = _TableMaker(bands, resolve_facts(bands, facts), numbers_as_text=suffix == ".csv")
     total = maker.total if rows is None else int(rows)
     n = max(1, min(probe_rows, total, maker.total))
     if total < maker.total:
@@ -360,8 +373,9 @@ def write_generated(path: str | Path, bands: Bands, facts: Iterable[str] | None 
     keys = resolve_facts(bands, facts)
     positions = None if sample is None else sample_positions(count(bands, keys), sample, seed)
     total = count(bands, keys) if positions is None else len(positions)
-    tables = iter_tables(bands, keys, positions=positions, chunk_size=chunk_size)
     target = Path(path)
+    tables = iter_tables(bands, keys, positions=positions, chunk_size=chunk_size,
+                         numbers_as_text=target.suffix.lower() == ".csv")
     with atomic_output(target, suffixes=SUFFIXES) as partial:
         rows = _write_tables(tables, partial, target.suffix.lower(), _bar(total, progress))
     return rows
@@ -435,10 +449,15 @@ def _serialize(table: Any, suffix: str, sink: Any, *, header: bool) -> None:
 
         pq.write_table(table, sink, store_schema=False)
         return
+    import pyarrow as pa
     import pyarrow.csv as pc
 
-    # Dictionary columns as they are: decoding them first costs more CPU than the writer saves.
-    pc.write_csv(table, sink, pc.WriteOptions(include_header=header))
+    # Dictionary columns as they are (decoding them first costs more CPU than the writer saves);
+    # unquoted, since no generated cell holds a comma, quote or line break (else quoted as needed).
+    try:
+        pc.write_csv(table, sink, pc.WriteOptions(include_header=header, quoting_style="none"))
+    except pa.ArrowInvalid:
+        pc.write_csv(table, sink, pc.WriteOptions(include_header=header))
 
 
 def _write_parquet(tables: Iterator[Any], path: Path, pool: Any, bar: Any) -> int:

@@ -3,7 +3,8 @@
 Exit codes of ``run``: 0 every row evaluated, 1 some rows failed (all rows are
 still written, each failed one with its ``error``), 2 unusable input (missing
 file, unknown column, bad rules, bad option or output path). ``generate``: 0 written, 2
-refused (unknown fact, bad rules, or more rows than ``--limit`` without ``--yes``).
+refused (unknown fact, bad rules, or more rows than ``--limit`` without ``--yes``; ``--sample N``
+writes a seeded random sample of the product instead). Rows, size and time are stated on stderr first.
 """
 from __future__ import annotations
 
