@@ -39,7 +39,7 @@ from .batch import check_columns
 from .errors import LupusRulesError
 from .facts import validate_frame
 from .notice import DISCLAIMER
-from .rulebook import Condition, Rulebook
+from .rulebook import Condition, Rule, Rulebook
 
 __all__ = [
     "SweepError",
@@ -138,7 +138,7 @@ def _candidates(rulebook: Rulebook, rule: str | None, condition: int | None,
     return found
 
 
-def _rule(rulebook: Rulebook, rule_id: str):
+def _rule(rulebook: Rulebook, rule_id: str) -> Rule:
     try:
         return rulebook.rule(rule_id)
     except KeyError:

@@ -21,6 +21,7 @@ from ._errors import positive_int
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..rulebook import Rulebook
     from ..sweep import SweepResult
 
 __all__ = ["register", "FORMATS"]
@@ -108,7 +109,7 @@ def _check_source(args: argparse.Namespace) -> None:
         raise OptionError("threshold: give --rule RULE_ID (e.g. --rule R-KID-01) or --fact FACT (e.g. --fact egfr)")
 
 
-def _load(path: Path | None):
+def _load(path: Path | None) -> Rulebook:
     from ..evaluate import default_rulebook
     from ..rulebook import load_rulebook
 
@@ -120,7 +121,7 @@ def _load(path: Path | None):
         raise OptionError(f"rules {path} rejected:\n{exc}") from None
 
 
-def _population(args: argparse.Namespace, rulebook) -> pd.DataFrame:
+def _population(args: argparse.Namespace, rulebook: Rulebook) -> pd.DataFrame:
     if args.population is not None:
         from ..sweep import read_population
 
