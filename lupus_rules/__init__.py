@@ -32,6 +32,7 @@ _LAZY: dict[str, str] = {
     "FACTS": "facts", "MEASURES": "facts", "FactSpec": "facts", "Patient": "facts", "validate_patient": "facts",
     "FiredRule": "result", "Recommendation": "result", "Result": "result",
     "Condition": "rulebook", "Rule": "rulebook", "Rulebook": "rulebook", "load_rulebook": "rulebook",
+    "SweepResult": "sweep", "sweep": "sweep",
 }
 
 
@@ -86,6 +87,7 @@ __all__ = [
     "Rulebook",
     "RulebookError",
     "SuiteFormatError",
+    "SweepResult",
     "compare",
     "coverage",
     "default_rulebook",
@@ -96,6 +98,7 @@ __all__ = [
     "run_batch",
     "rule_diff",
     "run_file",
+    "sweep",
     "validate_patient",
     "why_not",
 ]

@@ -142,3 +142,23 @@ def test_generate_refuses_unknown_facts(tmp_path, capsys):
     assert main(["generate", "-o", str(tmp_path / "s.csv"), "--facts", "manifestations,pregnant"]) == 2
     err = capsys.readouterr().err
     assert "'pregnant'" in err and "planning_pregnancy" in err
+
+
+def test_generate_states_rows_size_and_time_and_samples_huge_spaces(tmp_path, capsys):
+    target = tmp_path / "all.csv"
+    assert main(["generate", "-o", str(target)]) == 2  # every fact: far above the limit
+    err = capsys.readouterr().err
+    assert "rows, about" in err and "--sample N" in err and not target.exists()
+    sampled = tmp_path / "sample.csv"
+    assert main(["generate", "-o", str(sampled), "--sample", "2500", "--seed", "9", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "a sample of 2,500 (seed 9): 2,500 rows, about" in captured.err
+    assert "wrote 2,500 scenarios" in captured.out
+    first = read_csv(sampled)
+    assert main(["generate", "-o", str(sampled), "--sample", "2500", "--seed", "9", "--no-progress"]) == 0
+    pd.testing.assert_frame_equal(read_csv(sampled), first)
+    assert first["scenario_id"].is_unique and len(first) == 2500
+    assert main(["run", str(sampled), "-o", str(tmp_path / "r.csv"), "--no-progress"]) == 0
+    with pytest.raises(SystemExit) as stopped:
+        main(["generate", "-o", str(sampled), "--sample", "0"])
+    assert stopped.value.code == 2 and "--sample: got '0'" in capsys.readouterr().err

@@ -17,9 +17,13 @@ from lupus_rules.generate import (
     band_columns,
     cartesian,
     count,
+    estimate,
     iter_cartesian,
     resolve_facts,
+    sample,
+    sample_positions,
     value_bands,
+    write_generated,
 )
 
 COMPARISONS = ("<", "<=", ">", ">=")
@@ -198,3 +202,74 @@ def test_no_facts_chosen_gives_one_default_scenario(bands):
     assert len(frame) == 1 == count(bands, [])
     typed, errors = validate_frame(frame)
     assert errors.iloc[0] == ""
+
+
+# --- seeded samples and the Arrow writer ------------------------------------------------------------
+
+SAMPLED = ["manifestations", "methotrexate", "mycophenolate", "egfr", "upcr"]
+
+
+def test_sample_is_deterministic_per_seed_distinct_and_inside_the_space(bands):
+    whole = cartesian(bands, SAMPLED).set_index(SCENARIO_ID)
+    first = sample(bands, SAMPLED, 500, seed=7)
+    again = sample(bands, SAMPLED, 500, seed=7)
+    other = sample(bands, SAMPLED, 500, seed=8)
+    pd.testing.assert_frame_equal(first, again)
+    assert set(first[SCENARIO_ID]) != set(other[SCENARIO_ID])
+    assert len(first) == 500 and first[SCENARIO_ID].is_unique
+    # every sampled row is the product's row with the same id, cell for cell
+    pd.testing.assert_frame_equal(first.set_index(SCENARIO_ID), whole.loc[first[SCENARIO_ID]])
+    typed, errors = validate_frame(first)
+    assert (errors == "").all()
+
+
+def test_sample_positions_of_a_huge_space_and_of_a_small_one(bands):
+    total = count(bands)
+    assert total > 10**12
+    positions = sample_positions(total, 10_000, seed=1)
+    assert len(np.unique(positions)) == 10_000 and positions.min() >= 0 and positions.max() < total
+    assert (np.diff(positions) > 0).all()
+    assert positions.max() > total // 2  # spread over the space, not its first rows
+    assert list(sample_positions(5, 10, seed=1)) == [0, 1, 2, 3, 4]  # more than the space: all of it
+    for bad in (dict(n=0, seed=1), dict(n=5, seed=-1), dict(n=True, seed=1)):
+        with pytest.raises(GenerateError, match="allowed: a whole number"):
+            sample_positions(total, **bad)
+
+
+def test_a_sample_of_the_whole_space_is_valid_and_reaches_every_band(bands):
+    rows = sample(bands, None, 20_000, seed=3)
+    typed, errors = validate_frame(rows)
+    assert (errors == "").all() and rows[SCENARIO_ID].is_unique
+    assert set(rows["methotrexate"]) == set(FACTS["methotrexate"].allowed)
+    assert rows["egfr"].isna().any() and rows["egfr"].notna().any()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("sampled", [None, 300])
+def test_write_generated_writes_the_same_rows_as_the_frames(tmp_path, bands, suffix, sampled):
+    target = tmp_path / f"g{suffix}"
+    facts = ["manifestations", "methotrexate", "egfr"] if sampled is None else SAMPLED
+    rows = write_generated(target, bands, facts, sample=sampled, seed=4, chunk_size=97)
+    expected = cartesian(bands, facts) if sampled is None else sample(bands, facts, sampled, seed=4)
+    if suffix == ".csv":
+        got = pd.read_csv(target, dtype=str, keep_default_na=False)
+        expected = expected.astype(object).where(expected.notna(), "")
+        expected = expected.apply(lambda c: c.map(lambda v: f"{v:g}" if isinstance(v, float) else v))
+        got = got.apply(lambda c: c.map(lambda v: f"{float(v):g}" if c.name in NUMBERS and v else v))
+    else:
+        got = pd.read_parquet(target)
+        assert all(not isinstance(t, pd.CategoricalDtype) for t in got.dtypes)  # plain text, not dictionaries
+    assert rows == len(expected) == len(got)
+    pd.testing.assert_frame_equal(got.astype(object).reset_index(drop=True),
+                                  expected.astype(object).reset_index(drop=True), check_dtype=False)
+
+
+NUMBERS = [name for name, spec in FACTS.items() if spec.kind == "number"]
+
+
+def test_estimate_scales_with_rows(bands):
+    small = estimate(bands, SAMPLED, ".csv", rows=10_000)
+    large = estimate(bands, SAMPLED, ".csv", rows=1_000_000)
+    assert small.rows == 10_000 and large.rows == 1_000_000
+    assert 50 < small.bytes / small.rows < 1000 and large.bytes == pytest.approx(100 * small.bytes, rel=0.2)
+    assert "1,000,000 rows, about" in large.format()

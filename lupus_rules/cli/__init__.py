@@ -20,7 +20,7 @@ from ._errors import EXIT_INPUT, did_you_mean, run_guarded
 __all__ = ["main", "build_parser", "version_text"]
 
 #: Command modules under ``lupus_rules.cli``, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("run", "suite", "authoring", "review", "fhir", "serve")
+COMMAND_MODULES: tuple[str, ...] = ("run", "suite", "authoring", "review", "research", "fhir", "serve")
 _INVALID_CHOICE = re.compile(r"invalid choice: '(?P<value>.*?)' \(choose from (?P<choices>.*)\)")
 
 

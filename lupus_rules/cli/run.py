@@ -3,7 +3,8 @@
 Exit codes of ``run``: 0 every row evaluated, 1 some rows failed (all rows are
 still written, each failed one with its ``error``), 2 unusable input (missing
 file, unknown column, bad rules, bad option or output path). ``generate``: 0 written, 2
-refused (unknown fact, bad rules, or more rows than ``--limit`` without ``--yes``).
+refused (unknown fact, bad rules, or more rows than ``--limit`` without ``--yes``; ``--sample N``
+writes a seeded random sample of the product instead). Rows, size and time are stated on stderr first.
 """
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ def _register_generate(subparsers: argparse._SubParsersAction) -> None:
                     "the chosen facts' values: every category, every manifestation set, and for numbers "
                     "unknown plus values just below, at and just above every threshold the rules use "
                     "(current value and baseline travel together, e.g. upcr with upcr_baseline). Unchosen "
-                    "facts take their defaults. The row count is printed before anything is written. "
+                    "facts take their defaults. The row count, size and time are printed before anything is "
+                    "written; --sample N writes a seeded random sample of the product instead. "
                     + DISCLAIMER)
     parser.add_argument("-o", "--output", type=Path, required=True, help="scenario file: .csv or .parquet")
     parser.add_argument("--facts", default=None,
@@ -72,11 +74,25 @@ def _register_generate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT,
                         help=f"refuse more rows than this unless --yes (default {DEFAULT_LIMIT:,})")
     parser.add_argument("--yes", action="store_true", help="write even above --limit")
+    parser.add_argument("--sample", type=positive_int, default=None, metavar="N",
+                        help="write N distinct scenarios drawn at random from the product (seeded by --seed; "
+                             "rows keep their product ids), instead of all of it")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of --sample (default 0)")
     parser.add_argument("--rules", type=Path, default=None,
                         help="rule folder or file, or variant:NAME (default: the shipped rulebook)")
     parser.add_argument("--chunk-size", type=positive_int, default=100_000, help="rows per chunk (default 100000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_generate)
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 0")
+    return value
 
 
 def _fail(command: str, message: str) -> int:
@@ -114,8 +130,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from ..batch import write_chunks
-    from ..generate import band_columns, count, iter_cartesian, resolve_facts, value_bands
+    from ..generate import band_columns, count, estimate, resolve_facts, value_bands, write_generated
 
     check_output_path(args.output, suffixes=SUFFIXES)
     try:
@@ -128,11 +143,16 @@ def _generate(args: argparse.Namespace) -> int:
     total = count(bands, keys)
     sizes = " x ".join(f"{'+'.join(band_columns(k))} {len(bands[k])}" for k in keys) or "no facts varied"
     print(f"{total:,} scenarios ({sizes})", flush=True)
-    if total > args.limit and not args.yes:
-        return _fail("generate", f"refusing to write {total:,} rows: above --limit {args.limit:,}; "
-                                 "choose fewer --facts, raise --limit or pass --yes")
-    rows = write_chunks(iter_cartesian(bands, keys, chunk_size=args.chunk_size), args.output,
-                        total=total, progress=not args.no_progress, desc="generating")
-    print(f"wrote {rows:,} scenarios to {args.output} (rulebook_version {rulebook.version})")
+    rows = total if args.sample is None else min(args.sample, total)
+    what = "all of them" if rows == total else f"a sample of {rows:,} (seed {args.seed})"
+    print(f"lupus-rules generate: writing {what}: {estimate(bands, keys, args.output.suffix.lower(), rows=rows).format()} "
+          "(measured on a probe; a slow disk adds to the time)", file=sys.stderr, flush=True)
+    if rows > args.limit and not args.yes:
+        return _fail("generate", f"refusing to write {rows:,} rows: above --limit {args.limit:,}; "
+                                 "write a seeded random sample with --sample N [--seed S], choose fewer --facts, "
+                                 "raise --limit or pass --yes")
+    written = write_generated(args.output, bands, keys, sample=args.sample, seed=args.seed,
+                              chunk_size=args.chunk_size, progress=not args.no_progress)
+    print(f"wrote {written:,} scenarios to {args.output} (rulebook_version {rulebook.version})")
     print(DISCLAIMER)
     return 0
