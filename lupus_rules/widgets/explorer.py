@@ -230,8 +230,8 @@ class ScenarioExplorer:
     def _layout(self) -> w.Widget:
         note = (f"<div class='lr-error' style='color:#b45309'>{esc(self.preset_error)}</div>"
                 if self.preset_error else "")
-        scroll = w.VBox([self.panel.widget], layout=w.Layout(flex="1 1 auto", overflow_y="auto",
-                                                              overflow_x="hidden", min_height="0"))
+        scroll = w.VBox([self.panel.widget], layout=w.Layout(flex="1 1 auto", overflow="hidden auto",
+                                                              min_height="0"))
         scroll.add_class("lr-col-controls")
         left = w.VBox([w.HTML(f"<b style='font-size:15px'>Patient</b>{note}"), self.picker.widget,
                        self.error_html, scroll],

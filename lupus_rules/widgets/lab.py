@@ -92,7 +92,7 @@ class RuleChangeLab:
 
     def __init__(self, rulebook: Rulebook | None = None, scenarios: str | Path | pd.DataFrame | None = None,
                  rule_id: str | None = None):
-        from .authoring import read_scenarios
+        from ..authoring import read_scenarios
 
         self.rulebook = rulebook if rulebook is not None else default_rulebook()
         self.scenarios = read_scenarios(scenarios if scenarios is not None else default_scenarios_dir())
@@ -139,7 +139,7 @@ class RuleChangeLab:
 
     def refresh(self) -> None:
         """Rebuild the edited rulebook from the controls and compare it with the original on the suite."""
-        from .authoring import compare
+        from ..authoring import compare
 
         try:
             self.edited = self._edited()
