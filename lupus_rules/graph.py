@@ -28,7 +28,6 @@ __all__ = ["FONT_PX", "GraphNode", "GraphEdge", "GraphLayout", "layout_graph", "
 
 #: Font size of every label in the SVG (px at 100 % zoom).
 FONT_PX = 15
-_CHAR_PX = 0.58 * FONT_PX  # a generous average glyph width for DejaVu Sans / Arial
 _LINE_PX = FONT_PX + 5
 _PAD_X, _PAD_Y, _GAP_Y, _GAP_X, _MARGIN = 10, 7, 12, 56, 16
 _TITLE_CHARS = 30
@@ -262,7 +261,16 @@ def _barycenter(node: GraphNode, incoming: dict[str, list[str]], index: dict[str
 
 
 def _text_width(lines: Iterable[str]) -> float:
-    return max(len(line) for line in lines) * _CHAR_PX
+    """Estimated drawn width of the longest line (capitals and digits are wider than lower case)."""
+    return max(sum(_char_px(ch) for ch in line) for line in lines)
+
+
+def _char_px(ch: str) -> float:
+    if ch.isupper() or ch.isdigit() or ch in "_=%…":
+        return 0.70 * FONT_PX
+    if ch in " ,.:;-()/'|!il":
+        return 0.36 * FONT_PX
+    return 0.58 * FONT_PX
 
 
 def _value(value: object) -> str:

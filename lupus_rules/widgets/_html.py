@@ -47,6 +47,8 @@ STYLE = """
 .lr-outcome .lr-preferred { font-size: 22px; color: #1d4ed8; }
 .lr-banner { background: #b91c1c; color: #fff; font-weight: bold; padding: 2px 8px; border-radius: 3px; }
 .lr-tab-body { overflow: auto !important; }
+.lr-explorer .widget-tab > .lm-TabBar .lm-TabBar-tab, .lr-explorer .widget-tab > .p-TabBar .p-TabBar-tab {
+  flex: 0 1 auto !important; min-width: 0 !important; padding: 0 9px !important; font-size: 14px; }
 .lr-graph-box { overflow: auto !important; border: 1px solid #e5e7eb; background: #fff; }
 .lr-fullscreen { position: fixed !important; left: 0 !important; top: 0 !important; width: 100vw !important;
                  height: 100vh !important; z-index: 10000 !important; background: #fff !important; }

@@ -26,7 +26,7 @@ from ._html import esc
 __all__ = ["FactControl", "BoolControl", "StatusControl", "SetControl", "NumberControl",
            "ControlPanel", "PresetPicker", "make_control"]
 
-_LABEL_PX = 128
+_LABEL_PX = 120
 _ROW = w.Layout(width="100%", margin="1px 0")
 
 
@@ -158,12 +158,12 @@ class NumberControl(FactControl):
         assert spec.minimum is not None and spec.maximum is not None
         step = 0.1 if spec.maximum <= 50 else 1.0
         self.slider = w.FloatSlider(value=seed, min=spec.minimum, max=spec.maximum, step=step, readout=False,
-                                    continuous_update=False, layout=w.Layout(width="92px"))
+                                    continuous_update=False, layout=w.Layout(width="80px"))
         self.text = w.Text(value="", placeholder="unknown", continuous_update=False,
-                           layout=w.Layout(width="64px"))
+                           layout=w.Layout(width="60px"))
         self.text.tooltip = f"{spec.description} ({spec.allowed_text()})"
         self.clear = w.Button(description="unknown", tooltip=f"set {spec.name} unknown",
-                              layout=w.Layout(width="72px", height="28px", padding="0"))
+                              layout=w.Layout(width="68px", height="28px", padding="0"))
         self.unit = w.HTML(f"<span style='font-size:12px;color:#6b7280;white-space:nowrap'>{esc(spec.unit)}</span>")
         self._known: float | None = None
         self.slider.observe(self._on_slider, names="value")

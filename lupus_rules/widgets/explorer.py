@@ -37,8 +37,8 @@ from .why_not_view import why_not_html
 __all__ = ["ScenarioExplorer", "TABS"]
 
 #: The explanation tabs, in order.
-TABS: tuple[str, ...] = ("Fired rules", "Step by step", "Why not", "What if", "Derived facts", "Graph")
-_CONTROLS_PX, _OUTCOME_PX = 380, 280
+TABS: tuple[str, ...] = ("Fired rules", "Step by step", "Why not", "What if", "Derived", "Graph")
+_CONTROLS_PX, _OUTCOME_PX = 360, 276
 
 
 class ScenarioExplorer:
@@ -134,7 +134,7 @@ class ScenarioExplorer:
     @property
     def derived_html(self) -> str:
         """HTML of the derived-facts tab."""
-        return self._fresh("Derived facts").value
+        return self._fresh("Derived").value
 
     @property
     def graph_svg(self) -> str:
@@ -170,7 +170,7 @@ class ScenarioExplorer:
         self.whatif = WhatIfView()
         self.tab_widgets: dict[str, w.Widget] = {
             "Fired rules": self.trace_pane, "Step by step": self.stepper.widget, "Why not": self.why_not_pane,
-            "What if": self.whatif.widget, "Derived facts": self.derived_pane, "Graph": self.graph.widget}
+            "What if": self.whatif.widget, "Derived": self.derived_pane, "Graph": self.graph.widget}
         self.tab_bodies = {}
         for title, child in self.tab_widgets.items():
             holder = w.VBox([child], layout=w.Layout(height=f"{body}px", overflow="auto"))
@@ -194,7 +194,7 @@ class ScenarioExplorer:
             self.trace_pane.value = trace_html(result, book)
         elif title == "Why not":
             self.why_not_pane.value = why_not_html(self.why_not_items, result.preferred)
-        elif title == "Derived facts":
+        elif title == "Derived":
             self.derived_pane.value = derived_html(result, book)
         elif title == "Graph":
             self.graph.show(result, book)

@@ -27,7 +27,7 @@ def step_html(step: Step, rulebook: Rulebook) -> str:
 
     left = []
     if step.just_fired:
-        left.append(f"<b>Just fired</b>: {rule(step.just_fired)}{bullets(map(esc, step.concluded))}")
+        left.append(f"<div><b>Just fired</b>: {rule(step.just_fired)} &rArr; {', '.join(map(esc, step.concluded))}</div>")
     if step.next_rule:
         left.append(f"<b>Fires next</b> (stratum {step.stratum}): {rule(step.next_rule)}<br>because"
                     f"{bullets(map(esc, step.next_because), 'lr-because')}")
@@ -35,13 +35,16 @@ def step_html(step: Step, rulebook: Rulebook) -> str:
         left.append(f"<b>Activated</b> (on the agenda, stratum {step.stratum}): {', '.join(agenda)}")
     else:
         left.append("<b>Finished</b>: no activated rule is left in any stratum.")
-    right = [f"<b>Patient facts</b>{bullets(map(esc, step.facts))}",
-             f"<b>Derived so far</b>{bullets(map(esc, step.derived), 'lr-step-derived')}",
-             f"<b>Recommended so far</b>{bullets(map(esc, step.recommended))}"]
+    def inline(items: tuple[str, ...]) -> str:
+        return ", ".join(map(esc, items)) or "<i style='color:#6b7280'>none</i>"
+
+    right = [f"<div><b>Patient facts</b>: {inline(step.facts)}</div>",
+             f"<div class='lr-step-derived'><b>Derived so far</b>: {inline(step.derived)}</div>",
+             f"<div><b>Recommended so far</b>: {inline(step.recommended)}</div>"]
     if step.flags:
-        right.append(f"<b>Flags so far</b>{bullets(map(esc, step.flags))}")
+        right.append(f"<div><b>Flags so far</b>: {inline(step.flags)}</div>")
     if step.avoided:
-        right.append(f"<b>Avoided so far</b>{bullets(map(esc, step.avoided))}")
+        right.append(f"<div><b>Avoided so far</b>: {inline(step.avoided)}</div>")
     return (f"<div class='lr-step' data-step='{step.number}'><div class='lr-step-headline' "
             f"style='font-weight:bold;font-size:15px'>{esc(step.headline())}</div>"
             "<div style='display:grid;grid-template-columns:58% 40%;gap:2%'>"
