@@ -259,6 +259,22 @@ def _browser(pw):
     return pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
 
 
+def _setting(lab: str, plugin: str) -> dict:
+    """A plugin's effective settings: the user's, over the defaults (which the overrides replace)."""
+    with urllib.request.urlopen(f"{lab}lab/api/settings/{plugin}", timeout=10) as response:
+        data = json.loads(response.read())
+    defaults = {k: v.get("default") for k, v in data["schema"].get("properties", {}).items()}
+    return {**defaults, **data.get("settings", {})}
+
+
+def test_jupyterlab_uses_the_project_settings(lab: str) -> None:
+    """No news or update popup, no autosave, no widget state saved: using a notebook leaves git clean."""
+    assert _setting(lab, "@jupyterlab/docmanager-extension:plugin")["autosave"] is False
+    notification = _setting(lab, "@jupyterlab/apputils-extension:notification")
+    assert notification["fetchNews"] == "false" and notification["checkForUpdates"] is False
+    assert _setting(lab, "@jupyter-widgets/jupyterlab-manager:plugin")["saveState"] is False
+
+
 def test_explorer_in_jupyterlab_at_1366x768(lab: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
