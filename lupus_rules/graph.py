@@ -298,10 +298,10 @@ def derivation_svg(result: Result, rulebook: Rulebook | None = None, include_not
     replay is; labels keep their size.
     """
     layout = layout_graph(result, rulebook, include_not_fired, step)
-    x0 = _follow_x(layout) if follow and step is not None else 0.0
-    width = layout.width - x0
+    x0, y0 = _follow_origin(layout) if follow and step is not None else (0.0, 0.0)
+    width, height = layout.width - x0, layout.height - y0
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' class='lr-graph' width='{width:.0f}' "
-             f"height='{layout.height:.0f}' viewBox='{x0:.0f} 0 {width:.0f} {layout.height:.0f}' "
+             f"height='{height:.0f}' viewBox='{x0:.0f} {y0:.0f} {width:.0f} {height:.0f}' "
              f"font-family='DejaVu Sans, Arial, sans-serif' font-size='{FONT_PX}px' role='img' "
              f"aria-label='derivation graph'>",
              "<defs><marker id='lr-arrow' viewBox='0 0 10 10' refX='10' refY='5' markerWidth='7' "
@@ -315,15 +315,19 @@ def derivation_svg(result: Result, rulebook: Rulebook | None = None, include_not
     return "".join(parts)
 
 
-def _follow_x(layout: GraphLayout) -> float:
-    """Left edge of the column before the one holding the next (else the current) rule."""
-    focus = [n for n in layout.nodes.values() if n.state == "next"] or [
-        n for n in layout.nodes.values() if n.state == "current"]
+def _follow_origin(layout: GraphLayout) -> tuple[float, float]:
+    """Top-left corner of the view that follows a replay: the column before the next (else the
+    current) rule, and a little above the higher of the current and the next rule's boxes."""
+    nodes = layout.nodes.values()
+    focus = [n for n in nodes if n.state == "next"] or [n for n in nodes if n.state == "current"]
     if not focus:
-        return 0.0
+        return 0.0, 0.0
     column = max(focus[0].column - 1, 0)
-    xs = [n.x for n in layout.nodes.values() if n.column == column]
-    return max(min(xs) - _MARGIN, 0.0) if xs else 0.0
+    xs = [n.x for n in nodes if n.column == column]
+    top = min(n.y for n in nodes if n.state in ("next", "current"))
+    x0 = max(min(xs) - _MARGIN, 0.0) if xs else 0.0
+    y0 = max(top - 3 * _LINE_PX, 0.0)
+    return x0, (0.0 if y0 < 2 * _LINE_PX + _MARGIN else y0)
 
 
 def _column_titles(layout: GraphLayout) -> list[str]:

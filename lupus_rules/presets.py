@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Preset", "default_scenarios_dir", "load_presets", "short_label", "group_label", "patient_label"]
+__all__ = ["Preset", "LABEL_CHARS", "default_scenarios_dir", "load_presets", "short_label", "group_label", "patient_label"]
 
 #: Longest preset label shown in the explorer's list (characters).
 LABEL_CHARS = 46

@@ -77,8 +77,9 @@ def test_follow_starts_the_picture_near_the_next_rule():
     result = evaluate(NEPHRITIS)
     last = len(result.fired_rules) - 1
     svg = derivation_svg(result, step=last, follow=True)
-    x0 = float(re.search(r"viewBox='([0-9.]+) ", svg).group(1))
+    x0, y0, width, height = map(float, re.search(r"viewBox='([-0-9. ]+)'", svg).group(1).split())
     layout = layout_graph(result, step=last)
     nxt = next(n for n in layout.nodes.values() if n.state == "next")
-    assert 0 < x0 < nxt.x
+    assert 0 < x0 < nxt.x and x0 + width == pytest.approx(layout.width, abs=1)
+    assert y0 <= nxt.y and nxt.y + nxt.height <= y0 + height
     assert re.search(r"viewBox='0 ", derivation_svg(result, step=0, follow=True))

@@ -15,13 +15,13 @@ def esc(value: object) -> str:
     return html.escape(str(value))
 
 
-def table(headers: list[str], rows: list[list[str]], css: str = "") -> str:
+def table(headers: list[str], rows: list[list[str]], css: str = "", font: str = "90%") -> str:
     """A compact HTML table; cells are already HTML (escape them first)."""
     head = "".join(f"<th style='text-align:left;padding:2px 6px'>{esc(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(f"<td style='padding:2px 6px;vertical-align:top'>{cell}</td>" for cell in row) + "</tr>"
         for row in rows)
-    return f"<table class='{css}' style='border-collapse:collapse'><tr>{head}</tr>{body}</table>"
+    return f"<table class='{css}' style='border-collapse:collapse;font-size:{font}'><tr>{head}</tr>{body}</table>"
 
 
 def bullets(items: Iterable[str], css: str = "") -> str:

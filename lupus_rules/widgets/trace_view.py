@@ -18,7 +18,7 @@ def trace_html(result: Result, rulebook: Rulebook) -> str:
                      f"<code class='lr-rule' style='white-space:nowrap'>{esc(step.rule_id)}</code>",
                      esc(step.title), esc(matched or "every patient"), esc(",".join(map(str, step.citation)))])
     return ("<div class='lr-trace'><b>Fired rules, in firing order</b>"
-            + table(["#", "stratum", "rule", "title", "matched facts", "refs"], rows) + "</div>")
+            + table(["#", "stratum", "rule", "title", "matched facts", "refs"], rows, font="100%") + "</div>")
 
 
 def derived_html(result: Result, rulebook: Rulebook) -> str:

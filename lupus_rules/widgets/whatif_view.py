@@ -33,7 +33,7 @@ def whatif_html(diff: OutcomeDiff) -> str:
     verdict = ("<b class='lr-add'>The preferred agent changes.</b>" if diff.preferred_changed
                else "Same outcome." if diff.same else "Same preferred agent; other parts differ (marked).")
     return (f"<div class='lr-whatif'><div>Changed facts: {facts}</div><div>{verdict}</div>"
-            + table(["", "pinned patient", "current patient"], rows) + "</div>")
+            + table(["", "pinned patient", "current patient"], rows, font="100%") + "</div>")
 
 
 class WhatIfView:
