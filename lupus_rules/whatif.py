@@ -14,16 +14,22 @@ from dataclasses import dataclass
 from .result import Result
 from .words import value_words
 
-__all__ = ["OUTCOME_LISTS", "outcome_list", "ListDiff", "OutcomeDiff", "compare_outcomes"]
+__all__ = ["OUTCOME_LISTS", "ALIASES", "outcome_list", "ListDiff", "OutcomeDiff", "compare_outcomes"]
 
 #: The outcome lists a Result may carry, in the order they are shown. ``continue`` and
 #: ``cautions`` are read only when the Result has them (getattr), so they appear once added.
 OUTCOME_LISTS: tuple[str, ...] = ("recommendations", "continue", "cautions", "flags", "avoided", "fired_rules")
 
 
+#: Attribute names an outcome list may have on a Result (``continue`` is a Python keyword, so a
+#: dataclass field for it is likely spelled ``continue_``).
+ALIASES: dict[str, tuple[str, ...]] = {"continue": ("continue", "continue_", "continued")}
+
+
 def outcome_list(result: Result, name: str) -> tuple[str, ...] | None:
     """One outcome list of a result as text items, or None when this Result has no such field."""
-    value = getattr(result, name, None)
+    value = next((getattr(result, a) for a in ALIASES.get(name, (name,)) if getattr(result, a, None) is not None),
+                 None)
     if value is None:
         return None
     if isinstance(value, dict):

@@ -72,6 +72,7 @@ def test_outcome_lists_are_read_when_a_result_has_them():
     extended = SimpleNamespace(cautions=(SimpleNamespace(agent="azathioprine"), "liver tests"))
     assert outcome_list(extended, "cautions") == ("azathioprine", "liver tests")
     assert outcome_list(extended, "continue") is None
+    assert outcome_list(SimpleNamespace(continue_=("hydroxychloroquine",)), "continue") == ("hydroxychloroquine",)
 
 
 def test_preset_labels_are_short_and_say_custom_after_an_edit():

@@ -42,6 +42,7 @@ STYLE = """
 .lr-explorer .widget-html, .lr-explorer .widget-checkbox { margin-top: 1px; margin-bottom: 1px; }
 .lr-explorer .widget-label, .lr-explorer .widget-inline-hbox .widget-label { font-size: 14px; }
 .lr-col-controls { overflow-y: auto !important; overflow-x: hidden !important; }
+.lr-explorer .widget-html-content span[title] { text-overflow: ellipsis; }
 .lr-group-title { font-weight: bold; color: #374151; margin: 6px 0 0 0; border-bottom: 1px solid #e5e7eb; }
 .lr-outcome-box { overflow-y: auto !important; border-left: 3px solid #1d4ed8; padding-left: 8px !important; }
 .lr-outcome .lr-preferred { font-size: 22px; color: #1d4ed8; }
