@@ -205,7 +205,7 @@ def _edit_first_control(page, group: str, name: str, patient: dict[str, object])
     expect(page.locator(".lr-preferred")).to_have_text(evaluate(patient).preferred or "none")
 
 
-def _check_explorer(page, where: str) -> None:
+def _check_explorer(page, where: str, play: bool = False) -> None:
     """Edit every control group with the outcome in view; graph text size; step through the trace."""
     from playwright.sync_api import expect
 
@@ -248,6 +248,12 @@ def _check_explorer(page, where: str) -> None:
     expect(page.locator(".lr-step-headline")).to_contain_text("evaluation finished")
     expect(forward).to_be_disabled()
     _inside_viewport(page, ".lr-outcome-box")
+    if play:  # the play button replays the whole evaluation on its own, from step 0
+        page.locator(".lr-stepper .widget-play button").nth(1).click()  # stop: back to the first step
+        expect(page.locator(".lr-step[data-step='0']")).to_be_visible()
+        page.locator(".lr-stepper .widget-play button").first.click()
+        expect(page.locator(f".lr-step[data-step='{len(result.fired_rules)}']")).to_be_visible(
+            timeout=3000 * len(result.fired_rules) + 10_000)
 
     page.get_by_role("tab", name="Why not").click()
     expect(page.locator(".lr-why-not li").first).to_be_visible()
@@ -321,6 +327,6 @@ def test_explorer_app_in_voila_at_1366x768(voila_app: str) -> None:
             page.goto(voila_app)
             page.locator(".lr-explorer").wait_for()
             assert page.locator(".jp-InputArea, .jp-CodeCell .jp-Editor").count() == 0, "the app shows code"
-            _check_explorer(page, "app")
+            _check_explorer(page, "app", play=True)
         finally:
             browser.close()
