@@ -18,6 +18,8 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..errors import PatientValidationError
+from ..facts import read_cell
 from ..presets import Preset, patient_label
 from ..rulebook import Rulebook
 from ..vocabulary import FactSpec
@@ -257,15 +259,12 @@ class NumberControl(FactControl):
 
 
 def _parse(text: str, spec: FactSpec) -> float | str:
-    """The typed number, or an error naming field, value and what is allowed."""
+    """The typed number as :func:`lupus_rules.facts.read_cell` reads it, or its error (field, value, allowed)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    assert spec.minimum is not None and spec.maximum is not None
-    if not (spec.minimum <= value <= spec.maximum):
-        return f"{spec.name}: got {text!r}; allowed: {spec.allowed_text()}"
-    return round(value, 6)
+        value = read_cell(spec.name, text)
+    except PatientValidationError as exc:
+        return str(exc)
+    return float(value)  # type: ignore[arg-type]  # blank text never reaches here
 
 
 def make_control(spec: FactSpec, rulebook: Rulebook) -> FactControl:
