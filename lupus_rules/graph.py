@@ -222,42 +222,53 @@ class _Builder:
         self.layout.columns = [self.layout.columns[c] for c in used]
 
     def _position(self) -> None:
-        nodes = self.layout.nodes
-        columns: dict[int, list[GraphNode]] = {}
-        for node in nodes.values():  # insertion order: trace order, a good first guess
-            columns.setdefault(node.column, []).append(node)
-        incoming: dict[str, list[str]] = {}
-        for edge in self.layout.edges:
-            incoming.setdefault(edge.target, []).append(edge.source)
-        index: dict[str, float] = {}
+        columns = self._ordered_columns()
         x = float(_MARGIN)
         for col in sorted(columns):
             members = columns[col]
-            if col > 0:
-                first = {n.id: float(i) for i, n in enumerate(members)}
-                members.sort(key=lambda n: _barycenter(n, incoming, index, first))
             width = max(_text_width(n.lines) for n in members) + 2 * _PAD_X
             y = float(_MARGIN + _LINE_PX + 8)
-            for i, node in enumerate(members):
-                index[node.id] = i
+            for node in members:
                 node.width, node.height = width, len(node.lines) * _LINE_PX + 2 * _PAD_Y
                 node.x, node.y = x, y
                 y += node.height + _GAP_Y
             self.layout.height = max(self.layout.height, y + _MARGIN)
             x += width + _GAP_X
         self.layout.width = x - _GAP_X + _MARGIN
-        self._column_x = {col: columns[col][0].x for col in columns}
+
+    def _ordered_columns(self) -> dict[int, list[GraphNode]]:
+        """Each column's boxes, ordered to limit crossings: barycenter sweeps left to right and back."""
+        columns: dict[int, list[GraphNode]] = {}
+        for node in self.layout.nodes.values():  # insertion order: trace order, a good first guess
+            columns.setdefault(node.column, []).append(node)
+        incoming: dict[str, list[str]] = {}
+        outgoing: dict[str, list[str]] = {}
+        for edge in self.layout.edges:
+            incoming.setdefault(edge.target, []).append(edge.source)
+            outgoing.setdefault(edge.source, []).append(edge.target)
+        order = sorted(columns)
+        index = {n.id: float(i) for col in order for i, n in enumerate(columns[col])}
+        for _ in range(_SWEEPS):
+            for cols, links in ((order[1:], incoming), (order[-2::-1], outgoing)):
+                for col in cols:
+                    members = columns[col]
+                    members.sort(key=lambda n: _barycenter(n, links, index))
+                    index.update({n.id: float(i) for i, n in enumerate(members)})
+        return columns
+
+
+#: Barycenter sweeps (left to right, then right to left) when ordering the columns.
+_SWEEPS = 2
 
 
 _RANK = {"pending": 0, "notfired": 0, "next": 1, "fired": 2, "derived": 2, "rec": 2, "flag": 2, "avoid": 2,
          "current": 3, "preferred": 4, "fact": 0}
 
 
-def _barycenter(node: GraphNode, incoming: dict[str, list[str]], index: dict[str, float],
-                first: dict[str, float]) -> float:
-    """Mean place of the node's sources in earlier columns (its first place when it has none)."""
-    sources = [index[s] for s in incoming.get(node.id, ()) if s in index]
-    return sum(sources) / len(sources) if sources else first[node.id]
+def _barycenter(node: GraphNode, links: dict[str, list[str]], index: dict[str, float]) -> float:
+    """Mean place of the node's neighbours on one side (its own place when it has none there)."""
+    places = [index[s] for s in links.get(node.id, ()) if s in index]
+    return sum(places) / len(places) if places else index[node.id]
 
 
 def _text_width(lines: Iterable[str]) -> float:
