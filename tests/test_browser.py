@@ -31,6 +31,7 @@ import nbformat
 import pytest
 
 from lupus_rules import default_rulebook, evaluate
+from lupus_rules.widgets.controls import group_css
 
 pytestmark = pytest.mark.browser
 
@@ -180,7 +181,7 @@ def _edit_first_control(page, group: str, name: str, patient: dict[str, object])
     from playwright.sync_api import expect
 
     spec = default_rulebook().facts[name]
-    box = page.locator(f".lr-group-{group}")
+    box = page.locator("." + group_css(group))
     box.scroll_into_view_if_needed()
     if spec.kind == "bool":
         box.locator(".widget-checkbox", has_text=name).locator("input[type=checkbox]").click()
@@ -218,7 +219,7 @@ def _check_explorer(page, where: str, play: bool = False) -> None:
         _edit_first_control(page, group, names[0], patient)
         _inside_viewport(page, ".lr-outcome-box")
         _inside_viewport(page, ".lr-preferred")
-        _inside_viewport(page, f".lr-group-{group} .lr-group-title")
+        _inside_viewport(page, f".{group_css(group)} .lr-group-title")
         assert page.locator(".lr-explorer").first.bounding_box() == explorer, f"the page moved editing {group}"
     assert page.locator(".lr-patient-label").inner_text().startswith("Patient: custom")
     page.screenshot(path=str(ARTIFACTS / f"{where}_after_editing_every_group.png"))

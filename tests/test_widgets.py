@@ -26,7 +26,7 @@ from lupus_rules.widgets import (
     rule_frequency,
     with_threshold,
 )
-from lupus_rules.widgets.controls import BoolControl, NumberControl, SetControl, StatusControl
+from lupus_rules.widgets.controls import BoolControl, NumberControl, SetControl, StatusControl, group_css
 
 NEPHRITIS = {"manifestations": "nephritis", "methotrexate": "intolerant"}
 
@@ -75,6 +75,8 @@ def test_one_control_per_declared_fact_grouped_as_the_rulebook_groups_them(explo
     for group, names in groups.items():
         box = explorer.panel.group_boxes[group]
         assert [c for c in box.children[1:]] == [explorer.controls[n].widget for n in names]
+        assert group_css(group) in box._dom_classes
+    assert group_css("kidney function") == "lr-group-kidney-function" and group_css("") == "lr-group-other"
 
 
 def test_initial_outcome_shows_the_patient_outcome_and_the_disclaimer(explorer):

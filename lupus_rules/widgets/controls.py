@@ -13,6 +13,7 @@ Not for clinical use. One control per fact the rulebook declares
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,11 +26,16 @@ from ..rulebook import Rulebook
 from ..vocabulary import FactSpec
 from ._html import esc
 
-__all__ = ["FactControl", "BoolControl", "StatusControl", "SetControl", "NumberControl",
+__all__ = ["group_css", "FactControl", "BoolControl", "StatusControl", "SetControl", "NumberControl",
            "ControlPanel", "PresetPicker", "make_control"]
 
 _LABEL_PX = 120
 _ROW = w.Layout(width="100%", margin="1px 0")
+
+
+def group_css(group: str) -> str:
+    """The CSS class of a control group's box: ``lr-group-<group>`` with anything but letters and digits as ``-``."""
+    return "lr-group-" + (re.sub(r"[^A-Za-z0-9_-]", "-", group) or "other")
 
 
 def _label(spec: FactSpec) -> w.HTML:
@@ -300,7 +306,7 @@ class ControlPanel:
             box = w.VBox([w.HTML(f"<div class='lr-group-title'>{esc(group or 'other')}</div>")]
                          + [self.controls[n].widget for n in names], layout=w.Layout(width="100%"))
             box.add_class("lr-group")
-            box.add_class(f"lr-group-{group or 'other'}")
+            box.add_class(group_css(group))
             self.group_boxes[group] = box
             children.append(box)
         self.widget = w.VBox(children, layout=w.Layout(width="100%"))
