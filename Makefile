@@ -1,6 +1,7 @@
 # lupus_rules — developer entry points.
 #
-#   make lab     set up, then open JupyterLab on notebooks/
+#   make lab     set up, then serve JupyterLab on notebooks/, opening on the explorer
+#   make app     set up, then serve the code-free explorer app (Voila)
 #   make test    set up, then run every test (pytest + nbval notebooks + browser test)
 #   make bench   set up, then run benchmarks/run.py
 #   make clean   remove the venv and every build/test/benchmark output
@@ -8,7 +9,7 @@
 # "Set up" = create .venv with Python 3.11, 3.12 or 3.13 (found by
 # tools/find_python.sh; override with PYTHON=/path/to/python3.13), build
 # durable-rules there (tools/install_durable.sh: on 3.13 with the flag its C
-# extension needs) and `pip install -e ".[test,dask]"` into it. The install is
+# extension needs) and `pip install -e ".[test,dask,app]"` into it. The install is
 # redone only when pyproject.toml is newer than the stamp file .venv/.installed.
 # 3.14+ is untested: it is tried with a warning.
 #
@@ -16,6 +17,9 @@
 #   PYTHON=...        interpreter used to create the venv (only when it does not exist yet)
 #   VENV=...          the venv folder (default .venv; .ci/run uses one per Python)
 #   PYTEST_ARGS=...   extra arguments for pytest, e.g. make test PYTEST_ARGS="-x -k rulebook"
+#   LAB_IP=, LAB_PORT=  where `make lab` listens (default 127.0.0.1:8888)
+#   APP_IP=, APP_PORT=  where `make app` listens (default 127.0.0.1:8866); another IP than
+#                       127.0.0.1 exposes the app (it has no password) to that network
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -23,13 +27,18 @@ SHELL := /bin/bash
 VENV        ?= .venv
 VENV_PY     := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
-EXTRAS      := test,dask
+EXTRAS      := test,dask,app
 PYTEST_ARGS ?=
+LAB_IP      ?= 127.0.0.1
+LAB_PORT    ?= 8888
+APP_IP      ?= 127.0.0.1
+APP_PORT    ?= 8866
 
-.PHONY: help setup lab test bench clean
+.PHONY: help setup lab app test bench clean
 
 help:
 	@echo "make lab     # set up (Python 3.11-3.13 venv) and open the workbench in JupyterLab"
+	@echo "make app     # set up and serve the code-free explorer app (Voila) on 127.0.0.1:8866"
 	@echo "make test    # set up and run every test (pytest, nbval notebooks, browser test)"
 	@echo "make bench   # set up and run benchmarks/run.py"
 	@echo "make clean   # remove .venv and build/test/benchmark outputs"
@@ -59,11 +68,18 @@ $(STAMP): pyproject.toml | $(VENV_PY)
 	$(VENV_PY) -m pip install -e ".[$(EXTRAS)]"
 	@touch "$(STAMP)"
 
-# --allow-root only when run as root (Jupyter refuses root otherwise; e.g. in containers).
-LAB_ARGS := --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+# The project's JupyterLab settings (no news popup, no autosave, no saved widget
+# state) go into the venv, never into a tracked file; tools/serve.sh prints the URL.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-lab: setup
-	$(VENV)/bin/jupyter lab $(LAB_ARGS)
+$(LAB_SETTINGS): jupyter/overrides.json | $(STAMP)
+	@mkdir -p "$(dir $@)" && cp jupyter/overrides.json "$@"
+
+lab: setup $(LAB_SETTINGS)
+	@bash tools/serve.sh lab "$(VENV)" "$(LAB_IP)" "$(LAB_PORT)"
+
+app: setup
+	@bash tools/serve.sh app "$(VENV)" "$(APP_IP)" "$(APP_PORT)"
 
 test: setup
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)

@@ -1,32 +1,38 @@
-"""The scenario explorer driven without a browser: set controls, read the panels back."""
+"""The scenario explorer driven without a browser: set controls as a user does, read the panels back."""
 from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass, fields
 
-import ipywidgets as w
 import pandas as pd
 import pytest
 
-from lupus_rules import FACTS, default_rulebook, evaluate
+from lupus_rules import default_rulebook, evaluate
+from lupus_rules.facts import FACTS
+from lupus_rules.presets import Preset
+from lupus_rules.result import Result
 from lupus_rules.suite import load_suite
 from lupus_rules.widgets import (
+    TABS,
     RuleChangeLab,
     ScenarioExplorer,
     default_scenarios_dir,
     load_presets,
+    outcome_html,
     plot_preferred_by_manifestation,
     plot_rule_frequency,
     preferred_by_manifestation,
     rule_frequency,
     with_threshold,
 )
+from lupus_rules.widgets.controls import BoolControl, NumberControl, SetControl, StatusControl, group_css
 
 NEPHRITIS = {"manifestations": "nephritis", "methotrexate": "intolerant"}
 
 
 def _text(markup: str) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", " ", markup))
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
 
 
 def _preferred_shown(explorer: ScenarioExplorer) -> str:
@@ -42,109 +48,239 @@ def explorer() -> ScenarioExplorer:
     return ScenarioExplorer(patient=NEPHRITIS, presets={})
 
 
-def test_one_control_per_fact_of_the_right_kind(explorer):
-    assert set(explorer.controls) == set(FACTS)
-    kinds = {"set": w.SelectMultiple, "status": w.Dropdown, "bool": w.Checkbox, "number": w.BoundedFloatText}
-    for name, spec in FACTS.items():
+def _number_fact() -> str:
+    """A number fact some rule compares with a threshold (found by structure, not by name)."""
+    return next(c.fact for r in default_rulebook().rules for c in r.when
+                if c.kind == "fact" and c.fact in FACTS and FACTS[c.fact].kind == "number" and c.op in (">=", "<"))
+
+
+def _outcome_changing_bool(patient) -> str:
+    """A boolean fact whose flip changes the preferred agent of ``patient``."""
+    base = evaluate(patient).preferred
+    return next(n for n, s in FACTS.items()
+                if s.kind == "bool" and evaluate({**patient, n: True}).preferred != base)
+
+
+# --- controls ----------------------------------------------------------------------------
+
+
+def test_one_control_per_declared_fact_grouped_as_the_rulebook_groups_them(explorer):
+    book = default_rulebook()
+    assert list(explorer.controls) == list(book.facts)
+    kinds = {"set": SetControl, "status": StatusControl, "bool": BoolControl, "number": NumberControl}
+    for name, spec in book.facts.items():
         assert isinstance(explorer.controls[name], kinds[spec.kind]), name
-        if spec.kind == "status":
-            assert tuple(explorer.controls[name].options) == spec.allowed
-    assert set(explorer.unknown) == {n for n, s in FACTS.items() if s.kind == "number"}
+    groups = book.vocabulary.groups()
+    assert list(explorer.panel.group_boxes) == list(groups)
+    for group, names in groups.items():
+        box = explorer.panel.group_boxes[group]
+        assert [c for c in box.children[1:]] == [explorer.controls[n].widget for n in names]
+        assert group_css(group) in box._dom_classes
+    assert group_css("kidney function") == "lr-group-kidney-function" and group_css("") == "lr-group-other"
 
 
-def test_initial_panels_show_the_patient_outcome(explorer):
+def test_initial_outcome_shows_the_patient_outcome_and_the_disclaimer(explorer):
     expected = evaluate(NEPHRITIS)
     assert explorer.result.fired_rules == expected.fired_rules
     assert _preferred_shown(explorer) == expected.preferred
     assert _rules_shown(explorer) == list(expected.fired_rules)
+    shown = explorer.outcome_html
     for rec in expected.recommendation_details:
-        assert rec.agent in explorer.outcome_html and all(f"[{c}]" in explorer.outcome_html for c in rec.citations)
+        assert rec.agent in shown and all(f"[{c}]" in shown for c in rec.citations)
     for flag in expected.flags:
-        assert flag in explorer.flags_html
+        assert flag in shown
+    assert "Not for clinical use" in shown
     for name in expected.derived:
         assert name in explorer.derived_html
-    assert "Not for clinical use" in explorer.outcome_html
 
 
-def test_planning_pregnancy_changes_preferred_agent_trace_and_why_not(explorer):
+def test_a_boolean_change_updates_outcome_trace_and_why_not(explorer):
+    fact = _outcome_changing_bool(NEPHRITIS)
     before = explorer.result
-    explorer.controls["planning_pregnancy"].value = True
-    after = evaluate({**NEPHRITIS, "planning_pregnancy": True})
+    explorer.controls[fact].box.value = True
+    after = evaluate({**NEPHRITIS, fact: True})
     assert before.preferred != after.preferred
-    assert explorer.result.fired_rules == after.fired_rules
     assert _preferred_shown(explorer) == after.preferred
     assert _rules_shown(explorer) == list(after.fired_rules)
-    for agent, rules in after.avoided.items():
-        assert agent in explorer.avoided_html and all(r in explorer.avoided_html for r in rules)
+    avoided = _text(explorer.outcome_html).split("Avoided")[1]
+    for agent in after.avoided:
+        assert avoided.count(agent) == 1, agent  # each avoided agent once, with all its rules
+    why_not = _text(explorer.why_not_html)
     lost = [r for r in before.fired_rules if r not in after.fired_rules]
-    assert lost
-    why_not_text = _text(explorer.why_not_html)
-    for rule_id in lost:
-        row = next(line for line in why_not_text.split(rule_id)[1:2])
-        assert "set planning_pregnancy to false" in row, rule_id
-    assert {i.rule_id for i in explorer.why_not_items} >= set(lost)
+    assert lost and all(f"{r} " in why_not for r in lost)
+    assert f"set {fact} to no (now yes)" in why_not
+    assert "True" not in why_not and "False" not in why_not
 
 
-def test_number_control_sets_a_known_value_and_unknown_clears_it(explorer):
-    explorer.controls["egfr"].value = 40.0
-    assert explorer.unknown["egfr"].value is False
-    assert explorer.result.patient["egfr"] == 40.0
-    assert explorer.result.fired_rules == evaluate({**NEPHRITIS, "egfr": 40}).fired_rules
-    explorer.unknown["egfr"].value = True
-    assert explorer.result.patient["egfr"] is None
-    assert explorer.controls["egfr"].disabled
+def test_a_number_starts_unknown_and_is_never_invented():
+    name = _number_fact()
+    explorer = ScenarioExplorer(patient=NEPHRITIS, presets={})
+    control = explorer.controls[name]
+    assert control.value is None and control.text.value == "" and explorer.result.patient[name] is None
+    control.slide(40.0)
+    assert explorer.result.patient[name] == 40.0 and control.text.value == "40"
+    control.type("71.5")
+    assert explorer.result.patient[name] == 71.5 and control.slider.value == 71.5
+    control.set_unknown()
+    assert explorer.result.patient[name] is None and control.text.value == ""
+    assert explorer.result.fired_rules == evaluate(NEPHRITIS).fired_rules
+    control.type("")
+    assert explorer.result.patient[name] is None
 
 
-def test_manifestations_and_status_controls(explorer):
-    explorer.controls["manifestations"].value = ("joint",)
-    explorer.controls["mycophenolate"].value = "nonresponse"
-    expected = evaluate({**NEPHRITIS, "manifestations": "joint", "mycophenolate": "nonresponse"})
+def test_a_bad_typed_number_names_field_value_and_allowed(explorer):
+    name = _number_fact()
+    explorer.controls[name].type("abc")
+    assert explorer.result is None
+    assert f"{name}: got 'abc'; allowed: a number from" in explorer.error
+    assert "abc" in explorer.outcome_html
+    explorer.controls[name].type("45")
+    assert explorer.error == "" and explorer.result.patient[name] == 45.0
+
+
+def test_manifestation_buttons_toggle_one_member_each(explorer):
+    control = explorer.controls["manifestations"]
+    members = FACTS["manifestations"].allowed
+    first = control.selected[0]
+    other = next(m for m in members if m not in control.selected)
+    control.toggle(other)
+    assert set(control.selected) == {first, other}
+    assert explorer.result.patient["manifestations"] == frozenset({first, other})
+    control.toggle(first)
+    assert control.selected == (other,)
+    with pytest.raises(ValueError, match="manifestations: got 'skin'; allowed: "):
+        control.toggle("skin")
+
+
+# --- presets -----------------------------------------------------------------------------
+
+
+def _presets() -> dict[str, list[Preset]]:
+    return {"01 demo": [Preset("S1", "01 demo", "S1: nephritis pregnancy", "nephritis pregnancy",
+                               {"manifestations": "nephritis", "methotrexate": "intolerant",
+                                "planning_pregnancy": "true", "egfr": "75"})],
+            "02 other": [Preset("S2", "02 other", "S2: joint", "joint",
+                                {"manifestations": "joint", "methotrexate": "nonresponse"}),
+                         Preset("BAD", "02 other", "BAD: bad", "bad", {"methotrexate": "sometimes"})]}
+
+
+def test_presets_by_file_and_custom_label_after_an_edit():
+    explorer = ScenarioExplorer(patient=NEPHRITIS, presets=_presets())
+    assert list(explorer.picker.group.options)[1:] == ["01 demo", "02 other"]
+    explorer.load_preset("S1")
+    expected = evaluate(_presets()["01 demo"][0].facts)
     assert explorer.result.fired_rules == expected.fired_rules
-    assert _preferred_shown(explorer) == (expected.preferred or "none")
-
-
-def test_graph_panel_shows_mermaid_for_the_current_patient(explorer):
-    explorer.controls["planning_pregnancy"].value = True
-    (output,) = explorer.graph.outputs
-    markdown = output["data"]["text/markdown"]
-    assert markdown.startswith("```mermaid\nflowchart") and markdown.endswith("```")
-    for rule_id in explorer.result.fired_rules:
-        assert rule_id in markdown
-
-
-def test_presets_come_from_the_scenario_suite(tmp_path):
-    (tmp_path / "suite.csv").write_text(
-        "scenario_id,description,manifestations,methotrexate,planning_pregnancy,egfr,expect_preferred\n"
-        "S1,nephritis pregnancy,nephritis,intolerant,true,75,azathioprine\n"
-        "S2,joint,joint,nonresponse,false,,low_dose_glucocorticoid\n")
-    presets = load_presets(tmp_path)
-    assert list(presets) == ["S1: nephritis pregnancy", "S2: joint"]
-    assert "expect_preferred" not in presets["S1: nephritis pregnancy"]
-    explorer = ScenarioExplorer(presets=presets)
-    explorer.load_preset("S1: nephritis pregnancy")
-    expected = evaluate(presets["S1: nephritis pregnancy"])
-    assert explorer.controls["planning_pregnancy"].value is True
-    assert explorer.controls["egfr"].value == 75 and not explorer.unknown["egfr"].value
-    assert explorer.result.fired_rules == expected.fired_rules
-    explorer.preset.value = "S2: joint"
-    assert explorer.controls["manifestations"].value == ("joint",)
-    assert explorer.unknown["egfr"].value is True
+    assert explorer.controls["egfr"].value == 75 and explorer.controls["planning_pregnancy"].value is True
+    assert explorer.picker.text == "S1: nephritis pregnancy" and "S1: nephritis pregnancy" in explorer.picker.label.value
+    explorer.controls["planning_pregnancy"].box.value = False
+    assert explorer.picker.text == "custom (from S1)" and "custom (from S1)" in explorer.picker.label.value
+    explorer.load_preset("S2")
+    assert explorer.picker.text == "S2: joint" and explorer.controls["egfr"].value is None
+    assert [label for label, _ in explorer.picker.scenario.options][1:] == ["S2: joint", "BAD: bad"]
     with pytest.raises(KeyError, match="S3"):
         explorer.load_preset("S3")
 
 
-def test_shipped_suite_presets_are_offered():
-    presets = load_presets()
-    assert presets and all(": " in label for label in presets)
-    assert len(ScenarioExplorer(presets=presets).preset.options) == len(presets) + 1
-
-
-def test_a_bad_preset_is_reported_in_the_outcome_panel_not_raised():
-    explorer = ScenarioExplorer(patient=NEPHRITIS, presets={"bad": {"methotrexate": "sometimes"}})
-    explorer.preset.value = "bad"
+def test_a_bad_preset_is_reported_not_raised():
+    explorer = ScenarioExplorer(patient=NEPHRITIS, presets=_presets())
+    explorer.load_preset("BAD")
     assert explorer.result is None
     assert "methotrexate" in explorer.error and "sometimes" in explorer.error
-    assert "sometimes" in explorer.outcome_html
+
+
+def test_shipped_suite_presets_are_grouped_by_file_with_short_labels():
+    presets = load_presets()
+    files = sorted(default_scenarios_dir().glob("*.csv"))
+    assert len(presets) == len(files)
+    assert sum(len(v) for v in presets.values()) == len(load_suite(default_scenarios_dir()))
+    assert all(len(p.label) <= 46 for ps in presets.values() for p in ps)
+
+
+def test_a_malformed_suite_leaves_the_explorer_usable(monkeypatch, tmp_path):
+    (tmp_path / "bad.csv").write_text("scenario_id,description,methotrexate\nX1,bad,sometimes\n")
+    monkeypatch.setattr("lupus_rules.presets.default_scenarios_dir", lambda: tmp_path)
+    explorer = ScenarioExplorer(patient=NEPHRITIS)
+    assert explorer.picker.by_id == {} and "bad.csv" in explorer.preset_error
+    assert explorer.result.fired_rules == evaluate(NEPHRITIS).fired_rules
+
+
+# --- tabs --------------------------------------------------------------------------------
+
+
+def test_tabs_follow_every_change_even_when_drawn_later(explorer):
+    fact = _outcome_changing_bool(NEPHRITIS)
+    assert explorer.tabs.titles == TABS
+    explorer.show_tab("Graph")
+    explorer.controls[fact].box.value = True
+    after = evaluate({**NEPHRITIS, fact: True})
+    assert _rules_shown(explorer) == list(after.fired_rules)  # the trace tab was stale and is redrawn
+    assert all(f"data-node='r:{r}'" in explorer.graph_svg for r in after.fired_rules)
+
+
+def test_graph_tab_unfired_rules_zoom_and_full_screen(explorer):
+    explorer.show_tab("Graph")
+    book = default_rulebook()
+    fired = set(explorer.result.fired_rules)
+    drawn = set(re.findall(r"data-node='r:([^']+)'", explorer.graph_svg))
+    assert drawn == fired
+    explorer.graph.show_unfired.value = True
+    assert set(re.findall(r"data-node='r:([^']+)'", explorer.graph_svg)) == set(book.rule_ids)
+    width = float(re.search(r"width='([0-9.]+)'", explorer.graph.picture.value).group(1))
+    explorer.graph.zoom.value = 1.5
+    assert float(re.search(r"width='([0-9.]+)'", explorer.graph.picture.value).group(1)) == pytest.approx(
+        width * 1.5, abs=1)
+    explorer.graph.fullscreen.value = True
+    assert "lr-fullscreen" in explorer.graph.widget._dom_classes
+    explorer.graph.fullscreen.value = False
+    assert "lr-fullscreen" not in explorer.graph.widget._dom_classes
+
+
+def test_step_button_walks_the_whole_trace(explorer):
+    stepper = explorer.stepper_view
+    trace = explorer.result.fired_rules
+    assert stepper.step == 0 and stepper.back.disabled
+    seen = []
+    for k in range(1, len(trace) + 1):
+        stepper.forward.click()
+        assert stepper.step == k
+        seen.append(re.search(r"Just fired</b>: <code>([^<]+)</code>", stepper.card.value).group(1))
+        assert f"data-node='r:{trace[k - 1]}'" in stepper.picture.value
+        assert f"lr-state-current' data-node='r:{trace[k - 1]}'" in stepper.picture.value
+    assert seen == list(trace)
+    assert stepper.forward.disabled and "evaluation finished" in stepper.card.value
+    stepper.back.click()
+    assert stepper.step == len(trace) - 1 and f"Fires next</b> (stratum" in stepper.card.value
+
+
+def test_what_if_pins_a_patient_and_marks_the_differences(explorer):
+    fact = _outcome_changing_bool(NEPHRITIS)
+    explorer.show_tab("What if")
+    before = explorer.result
+    explorer.whatif.pin.click()
+    explorer.controls[fact].box.value = True
+    after = explorer.result
+    shown = explorer.whatif.html.value
+    assert "The preferred agent changes" in shown
+    assert f"<b>{before.preferred}</b>" in shown and f"<b class='lr-add'>{after.preferred}</b>" in shown
+    for agent in set(after.recommendations) - set(before.recommendations):
+        assert f"<span class='lr-add'>{agent}</span>" in shown
+    for agent in set(before.recommendations) - set(after.recommendations):
+        assert f"<span class='lr-del'>{agent}</span>" in shown
+    assert f"{fact}: no &rarr; <b>yes</b>" in shown
+    explorer.whatif.unpin.click()
+    assert explorer.whatif.pinned is None
+
+
+def test_outcome_shows_continue_and_cautions_once_a_result_has_them():
+    @dataclass(frozen=True)
+    class Extended(Result):
+        cautions: tuple[str, ...] = ()
+
+    base = evaluate(NEPHRITIS)
+    result = Extended(**{f.name: getattr(base, f.name) for f in fields(Result)}, cautions=("check vaccines",))
+    shown = outcome_html(result, default_rulebook())
+    assert "Cautions" in shown and "check vaccines" in shown and "Continue" not in shown
+    assert "Cautions" not in outcome_html(base, default_rulebook())
 
 
 def test_explorer_uses_the_rulebook_it_is_given():
@@ -153,7 +289,6 @@ def test_explorer_uses_the_rulebook_it_is_given():
     edited = book.replace_rule(fired, title="Edited in a notebook")
     explorer = ScenarioExplorer(edited, patient=NEPHRITIS, presets={})
     assert edited.version != book.version and edited.version in explorer.outcome_html
-    assert explorer.result.rulebook_version == edited.version
     assert "Edited in a notebook" in explorer.trace_html
 
 
@@ -274,20 +409,3 @@ def test_plots_carry_the_rulebook_version_and_the_disclaimer():
     for fig in (plot_preferred_by_manifestation(RESULTS), plot_rule_frequency(RESULTS)):
         texts = [fig.axes[0].get_title()] + [t.get_text() for t in fig.texts]
         assert any("v123" in t for t in texts[:1]) and any("Not for clinical use" in t for t in texts)
-
-
-def test_why_not_filter_keeps_only_fixable_rules(explorer):
-    fixable = [i.rule_id for i in explorer.why_not_items if i.fix]
-    unfixable = [i.rule_id for i in explorer.why_not_items if not i.fix]
-    assert fixable and unfixable
-    explorer.fixable_only.value = True
-    shown = re.findall(r"<code style='white-space:nowrap'>([^<]*)</code>", explorer.why_not_html)
-    assert shown == fixable
-
-
-def test_a_malformed_suite_leaves_the_explorer_usable(monkeypatch, tmp_path):
-    (tmp_path / "bad.csv").write_text("scenario_id,description,methotrexate\nX1,bad,sometimes\n")
-    monkeypatch.setattr("lupus_rules.widgets.default_scenarios_dir", lambda: tmp_path)
-    explorer = ScenarioExplorer(patient=NEPHRITIS)
-    assert explorer.presets == {} and "bad.csv" in explorer.preset_error
-    assert explorer.result.fired_rules == evaluate(NEPHRITIS).fired_rules

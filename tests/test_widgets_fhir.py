@@ -12,8 +12,8 @@ BUNDLE = Path(__file__).parent / "data" / "fhir" / "nephritis_labs.json"
 def test_explorer_loads_a_bundle():
     explorer = ScenarioExplorer(presets={})
     labels = explorer.load_bundle(BUNDLE, as_of=dt.date(2026, 1, 1))
-    assert labels == ["Patient/ln1 (nephritis_labs.json)", "Patient/ln2 (nephritis_labs.json)"]
-    assert explorer.preset.value == labels[0]
+    assert labels == ["Patient/ln1", "Patient/ln2"]
+    assert explorer.picker.current.id == labels[0] and explorer.picker.group.value == "FHIR nephritis_labs.json"
     assert explorer.result.preferred == "azathioprine"
     facts = explorer.facts()
     assert (facts["egfr"], facts["egfr_baseline"], facts["manifestations"]) == (58.0, 72.0, frozenset({"nephritis"}))

@@ -16,7 +16,7 @@ names are mapped to PyPI names (e.g. ``matplotlib-base`` -> ``matplotlib``), and
 ``dask[dataframe,distributed]`` counts as ``dask`` + ``distributed``.
 Conda-only tooling (``python``, ``pip``, compilers) and ``-e .`` are ignored.
 
-Usage:  python tools/check_env_sync.py [--root DIR] [--extras test,dask]
+Usage:  python tools/check_env_sync.py [--root DIR] [--extras test,dask,app]
 Needs Python >= 3.11 (tomllib) and PyYAML (a runtime dependency).
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - pip always vendors packaging
     from pip._vendor.packaging.requirements import Requirement  # type: ignore
     from pip._vendor.packaging.specifiers import SpecifierSet  # type: ignore
 
-DEFAULT_EXTRAS = ("test", "dask")
+DEFAULT_EXTRAS = ("test", "dask", "app")
 
 # conda-forge name -> PyPI name, where they differ.
 CONDA_TO_PYPI = {
