@@ -34,7 +34,9 @@ def test_fhir_then_run(tmp_path, capsys):
     results = tmp_path / "results.csv"
     assert main(["run", str(patients), "-o", str(results), "--no-progress"]) == 0
     done = {r["patient_id"]: r for r in _rows(results)}
-    assert done["Patient/ln1"]["preferred"] == "azathioprine" and done["Patient/ln1"]["error"] == ""
+    ln1_done = done["Patient/ln1"]  # takes mycophenolate now: continued, no new agent (issue 8)
+    assert (ln1_done["preferred"], ln1_done["error"]) == ("", "")
+    assert "mycophenolate" in ln1_done["continue"].split(";")
     assert json.loads(done["Patient/ln1"]["provenance"]) == prov      # passed through unchanged
 
 

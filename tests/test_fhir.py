@@ -135,7 +135,8 @@ def test_synthea_bundles(name):
 def test_results_evaluate(nephritis, history):
     import lupus_rules
 
-    assert lupus_rules.evaluate(nephritis[0]["ln1"].facts).preferred == "azathioprine"
+    ln1 = lupus_rules.evaluate(nephritis[0]["ln1"].facts)  # on mycophenolate now: continued, nothing new
+    assert ln1.preferred is None and ln1.continue_[0] == "mycophenolate"
     assert lupus_rules.evaluate(history[0]["mh1"].facts).preferred is not None
 
 

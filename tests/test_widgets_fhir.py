@@ -14,10 +14,10 @@ def test_explorer_loads_a_bundle():
     labels = explorer.load_bundle(BUNDLE, as_of=dt.date(2026, 1, 1))
     assert labels == ["Patient/ln1", "Patient/ln2"]
     assert explorer.picker.current.id == labels[0] and explorer.picker.group.value == "FHIR nephritis_labs.json"
-    assert explorer.result.preferred == "azathioprine"
+    assert explorer.result.preferred is None and "mycophenolate" in explorer.result.continue_
     facts = explorer.facts()
     assert (facts["egfr"], facts["egfr_baseline"], facts["manifestations"]) == (58.0, 72.0, frozenset({"nephritis"}))
-    assert "Azathioprine" in explorer.outcome_html
+    assert "mycophenolate" in explorer.outcome_html  # under Continue
     assert len(explorer.bundle_problems) == 2
     assert explorer.bundle_provenance[labels[0]]["egfr"]["sources"][0]["resource"] == "Observation/ln1-egfr-now"
     explorer.load_preset(labels[1])

@@ -66,9 +66,12 @@ def _detail(result: Result, patient: PatientFacts, rulebook: Rulebook) -> str:
         lines.append(f"- {rec.rank} **{rec.name}**{note}: rules {', '.join(rec.rules)}; {cites}")
     if not result.recommendation_details:
         lines.append("- none")
-    for title, items in (("Continue", getattr(result, "continue_", ())), ("Cautions", getattr(result, "cautions", ()))):
-        if items:
-            lines += ["", f"**{title}:** " + ", ".join(map(str, items))]
+    kept = [_name(rulebook, a) for a in getattr(result, "continue_", ())]
+    if kept:
+        lines += ["", "**Continue:** " + ", ".join(kept)]
+    cautions = [rulebook.cautions.get(c, c) for c in getattr(result, "cautions", ())]
+    if cautions:
+        lines += ["", "**Check before starting:**"] + [f"- {text}" for text in cautions]
     if result.avoided:
         lines += ["", "**Avoid:**"] + [f"- {_name(rulebook, a)}: {', '.join(r)}" for a, r in result.avoided.items()]
     if result.flags:
@@ -86,10 +89,15 @@ def _detail(result: Result, patient: PatientFacts, rulebook: Rulebook) -> str:
 def patient_cards(result: Result, patient: PatientFacts, rulebook: Rulebook) -> list[dict[str, Any]]:
     """patient-view: one card with the preferred new agent, plus a warning per current agent that is avoided."""
     avoided_now = _current_avoided(result, patient.facts)
+    kept = [a for a in getattr(result, "continue_", ()) if not rulebook.agents[a].foundation]
     if result.preferred:
         summary = f"Lupus: consider {_name(rulebook, result.preferred)} (preferred new agent)"
+    elif kept:
+        summary = "Lupus: no new agent; continue " + ", ".join(_name(rulebook, a) for a in kept)
     else:
         summary = "Lupus: no new agent preferred by the rulebook; see details"
+    if len(summary) >= 140:  # CDS Hooks: summary under 140 characters
+        summary = summary[:138].rstrip(" ,;") + "…"
     cards = [_card(summary, "warning" if avoided_now else "info", _detail(result, patient, rulebook), rulebook)]
     for agent in avoided_now:
         rules = ", ".join(result.avoided[agent])
