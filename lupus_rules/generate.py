@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -162,6 +163,10 @@ def iter_cartesian(bands: Bands, facts: Iterable[str] | None = None,
         yield _chunk(bands, keys, sizes, start, stop, width)
 
 
+#: Above this many rows a product's positions no longer fit NumPy's int64 arithmetic.
+_MAX_INT64_TOTAL = 2**62
+
+
 def sample_positions(total: int, n: int, seed: int) -> np.ndarray:
     """``n`` distinct positions of a product of ``total`` rows, drawn uniformly with ``seed``, ascending.
 
@@ -174,6 +179,11 @@ def sample_positions(total: int, n: int, seed: int) -> np.ndarray:
             raise GenerateError(f"{name}: got {value!r}; allowed: a whole number >= {low}")
     if n >= total:
         return np.arange(total, dtype=np.int64)
+    if total > _MAX_INT64_TOTAL:  # positions beyond int64: Python integers (slower, still no loop per fact)
+        rng, chosen = random.Random(int(seed)), set()
+        while len(chosen) < n:  # n is far below total here, so redraws are rare
+            chosen.add(rng.randrange(int(total)))
+        return np.array(sorted(chosen), dtype=object)
     chosen = np.random.default_rng(int(seed)).choice(int(total), size=int(n), replace=False, shuffle=False)
     return np.sort(chosen.astype(np.int64))
 
@@ -211,7 +221,7 @@ def _picks(keys: list[str], sizes: list[int], index: np.ndarray) -> dict[str, np
     """Per band, which of its values each row takes: ``index`` in mixed radix, the last band fastest."""
     picks: dict[str, np.ndarray] = {}
     for key, size in zip(reversed(keys), reversed(sizes)):
-        picks[key] = index % size
+        picks[key] = (index % size).astype(np.int64)  # index may hold Python integers (huge products)
         index = index // size
     return picks
 
@@ -251,7 +261,8 @@ def iter_tables(bands: Bands, facts: Iterable[str] | None = None, *, positions: 
             yield maker.table(np.arange(start, min(start + step, maker.total), dtype=np.int64))
         return
     for start in range(0, max(len(positions), 1), step):
-        yield maker.table(np.asarray(positions[start:start + step], dtype=np.int64))
+        part = positions[start:start + step]
+        yield maker.table(part if part.dtype == object else np.asarray(part, dtype=np.int64))
 
 
 class _TableMaker:
@@ -347,7 +358,7 @@ def estimate(bands: Bands, facts: Iterable[str] | None, suffix: str, *, rows: in
     total = maker.total if rows is None else int(rows)
     n = max(1, min(probe_rows, total, maker.total))
     if total < maker.total:
-        probe = np.sort(np.random.default_rng(0).integers(0, maker.total, n, dtype=np.int64))
+        probe = sample_positions(maker.total, n, 0)
     else:
         probe = np.arange(n, dtype=np.int64)
     started = time.perf_counter()

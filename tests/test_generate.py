@@ -236,6 +236,22 @@ def test_sample_positions_of_a_huge_space_and_of_a_small_one(bands):
             sample_positions(total, **bad)
 
 
+def test_a_sample_beyond_int64_positions_is_the_products_rows(bands):
+    total = count(bands)
+    assert total > 2**63  # every agent's status: the shipped space no longer fits int64 positions
+    rows = sample(bands, None, 200, seed=5)
+    keys = resolve_facts(bands, None)
+    for row in rows.head(20).itertuples(index=False):
+        position = int(row.scenario_id.removeprefix("gen-")) - 1
+        for key in reversed(keys):  # mixed radix, the last band fastest, in Python integers
+            position, pick = divmod(position, len(bands[key]))
+            expected = cartesian({key: bands[key]}, [key]).iloc[pick]
+            for column in band_columns(key):
+                got, want = getattr(row, column), expected[column]
+                assert (pd.isna(got) and pd.isna(want)) or got == want, (row.scenario_id, column)
+    pd.testing.assert_frame_equal(rows, sample(bands, None, 200, seed=5))
+
+
 def test_a_sample_of_the_whole_space_is_valid_and_reaches_every_band(bands):
     rows = sample(bands, None, 20_000, seed=3)
     typed, errors = validate_frame(rows)
