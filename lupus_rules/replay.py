@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from .evaluate import default_rulebook
 from .explain import condition_holds
-from .result import Result
+from .result import Result, summarize
 from .rulebook import Rule, Rulebook
 from .words import condition_words, value_words
 
@@ -35,7 +35,8 @@ class Step:
     fires next and its conditions in words (None/() after the last firing);
     ``stratum`` is the stratum running (that of the next rule, else of the last);
     ``facts`` the patient's facts that differ from their defaults; ``activated`` the rules on the agenda in firing order, ``derived`` the derived
-    facts so far, ``recommended``/``flags``/``avoided`` the conclusions so far.
+    facts so far, ``recommended`` (new starts), ``flags``, ``avoided`` and
+    ``continued`` the outcome of the rules fired so far (as :func:`summarize` reads them).
     """
 
     number: int
@@ -51,6 +52,7 @@ class Step:
     recommended: tuple[str, ...]
     flags: tuple[str, ...]
     avoided: tuple[str, ...]
+    continued: tuple[str, ...] = ()
 
     def headline(self) -> str:
         """One line: step number, what just happened, and what comes next."""
@@ -106,6 +108,7 @@ def _state(book: Rulebook, result: Result, fired: list[Rule], k: int) -> Step:
         derivers = {d: [r.id for r in done if d in r.derive] for d in derived}
         because = tuple(condition_words(c, patient, book, derived, derivers) for c in nxt.when) or (
             "no conditions: it applies to every patient",)
+    so_far = summarize(book, [r.id for r in done])  # new starts exclude kept and avoided agents
     return Step(
         number=k, total=len(fired), stratum=stratum,
         just_fired=done[-1].id if done else None,
@@ -115,9 +118,10 @@ def _state(book: Rulebook, result: Result, fired: list[Rule], k: int) -> Step:
                     if patient[name] != _default(book, name)),
         activated=activated,
         derived=derived,
-        recommended=tuple(dict.fromkeys(s.agent for r in done for s in r.recommend)),
-        flags=_ordered(book.flags, (f for r in done for f in r.flag)),
-        avoided=tuple(dict.fromkeys(a for r in done for a in r.avoid)))
+        recommended=so_far.recommendations,
+        flags=so_far.flags,
+        avoided=tuple(so_far.avoided),
+        continued=so_far.continue_)
 
 
 def _default(book: Rulebook, name: str) -> object:

@@ -277,7 +277,7 @@ class SweepResult:
     ``table``: one row per value with ``value``, ``base`` (the rulebook's own
     value), ``rulebook_version`` (the variant's), ``base_rulebook_version``,
     ``patients`` (rows evaluated), ``changed`` (preferred agent,
-    recommendations or flags differ from the base), ``<outcome>_changed`` for
+    recommendations, continue, avoided, cautions or flags differ from the base), ``<outcome>_changed`` for
     every engine outcome (``fired_rules_changed`` counts changed traces) and
     ``transitions`` (``'from -> to: n; ...'``). ``transitions``: long form,
     ``value``, ``from``, ``to``, ``count`` (preferred agent only, ``none`` for

@@ -271,16 +271,13 @@ def test_what_if_pins_a_patient_and_marks_the_differences(explorer):
     assert explorer.whatif.pinned is None
 
 
-def test_outcome_shows_continue_and_cautions_once_a_result_has_them():
-    @dataclass(frozen=True)
-    class Extended(Result):
-        cautions: tuple[str, ...] = ()
-
-    base = evaluate(NEPHRITIS)
-    result = Extended(**{f.name: getattr(base, f.name) for f in fields(Result)}, cautions=("check vaccines",))
-    shown = outcome_html(result, default_rulebook())
-    assert "Cautions" in shown and "check vaccines" in shown and "Continue" not in shown
-    assert "Cautions" not in outcome_html(base, default_rulebook())
+def test_outcome_shows_what_to_continue_and_the_cautions():
+    book = default_rulebook()
+    result = evaluate({"methotrexate": "intolerant", "mycophenolate": "intolerant", "hydroxychloroquine": "current"})
+    assert result.continue_ == ("hydroxychloroquine",) and "tpmt_before_azathioprine" in result.cautions
+    shown = outcome_html(result, book)
+    assert "Continue" in shown and "<code title='Hydroxychloroquine (continue as foundation)'>hydroxychloroquine" in shown
+    assert "Cautions" in shown and book.cautions["tpmt_before_azathioprine"] in shown
 
 
 def test_explorer_uses_the_rulebook_it_is_given():

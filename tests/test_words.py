@@ -65,7 +65,9 @@ def test_what_if_lists_exactly_the_differences():
     assert set(recs.removed) == set(a.recommendations) - set(b.recommendations)
     assert compare_outcomes(a, a).same and not diff.same
     names = [d.name for d in diff.lists]
-    assert "cautions" not in names and "fired_rules" in names
+    assert {"continue", "cautions", "avoided", "fired_rules"} <= set(names)  # every list the outcome shows
+    avoided = next(d for d in diff.lists if d.name == "avoided")
+    assert set(avoided.added) == set(b.avoided) - set(a.avoided) and "mycophenolate" in avoided.added
 
 
 def test_outcome_lists_are_read_when_a_result_has_them():

@@ -39,12 +39,20 @@ def outcome_html(result: Result, rulebook: Rulebook) -> str:
     for field, heading in EXTRA_LISTS.items():
         values = outcome_list(result, field)
         if values is not None:
-            parts.append(f"<b>{heading}</b>{bullets(map(esc, values), 'lr-' + field)}")
+            parts.append(f"<b>{heading}</b>{bullets(_extra_items(field, values, rulebook), 'lr-' + field)}")
     parts.append(flags_html(result, rulebook))
     parts.append(avoided_html(result, rulebook))
     parts.append(f"<div style='color:#6b7280;font-size:12px;margin-top:6px'>Rulebook {esc(result.rulebook_version)}."
                  f" {esc(DISCLAIMER)}</div></div>")
     return "".join(parts)
+
+
+def _extra_items(field: str, values: list[str], rulebook: Rulebook) -> list[str]:
+    """Agents to continue as codes with their names as tooltips; cautions in words with their codes as tooltips."""
+    if field == "cautions":
+        return [f"<span title='{esc(code)}'>{esc(rulebook.cautions.get(code, code))}</span>" for code in values]
+    return [f"<code title='{esc(rulebook.agents[code].name if code in rulebook.agents else code)}'>{esc(code)}</code>"
+            for code in values]
 
 
 def flags_html(result: Result, rulebook: Rulebook) -> str:
