@@ -25,7 +25,7 @@ from ..errors import LupusRulesError
 
 __all__ = [
     "EXIT_OK", "EXIT_FAILED", "EXIT_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_TERMINATED",
-    "did_you_mean", "positive_int", "with_column_suggestions", "write_crash_file", "run_guarded",
+    "did_you_mean", "positive_int", "non_negative_int", "with_column_suggestions", "write_crash_file", "run_guarded",
 ]
 
 EXIT_OK = 0
@@ -42,12 +42,21 @@ _UNKNOWN_NAMES = re.compile(r"unknown (?:columns?|facts?) ((?:'[^']*'(?:, )?)+)"
 
 def positive_int(text: str) -> int:
     """An ``argparse`` type: a whole number >= 1 (``_`` and ``,`` allowed as separators), else a usage error."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An ``argparse`` type: a whole number >= 0 (a seed, a condition index), else a usage error."""
+    return _whole_number(text, 0)
+
+
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text.replace("_", "").replace(",", ""))
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 1")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= {minimum}")
     return value
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import OptionError, RulebookError
 from ..notice import DISCLAIMER
 from ..output import atomic_output, check_output_path
-from ._errors import positive_int
+from ._errors import non_negative_int, positive_int
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,9 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--generated", type=positive_int, default=None, metavar="N",
                         help="instead of a file: N distinct patients sampled from the generated space "
                              "(lupus-rules generate --sample N), seeded by --seed")
-    parser.add_argument("--seed", type=_seed, default=0, help="seed of --generated (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of --generated (default 0)")
     parser.add_argument("--rule", default=None, help="id of the rule holding the threshold, e.g. R-KID-01")
-    parser.add_argument("--condition", type=_index, default=None,
+    parser.add_argument("--condition", type=non_negative_int, default=None,
                         help="index in the rule's when list, when the rule compares more than one number")
     parser.add_argument("--fact", default=None, help="move every comparison of this fact (with --at's value)")
     parser.add_argument("--at", type=float, default=None, help="with --fact: the current threshold value, e.g. 60")
@@ -61,24 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_sweep)
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 0")
-    return value
-
-
-def _index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 0 (0 = first condition)")
-    return value
 
 
 def _sweep(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from ..engines import ENGINES
 from ..errors import RulebookError
 from ..notice import DISCLAIMER
 from ..output import SUFFIXES, check_output_path
-from ._errors import positive_int
+from ._errors import non_negative_int, positive_int
 
 if TYPE_CHECKING:
     from ..rulebook import Rulebook
@@ -77,22 +77,13 @@ def _register_generate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sample", type=positive_int, default=None, metavar="N",
                         help="write N distinct scenarios drawn at random from the product (seeded by --seed; "
                              "rows keep their product ids), instead of all of it")
-    parser.add_argument("--seed", type=_seed, default=0, help="seed of --sample (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of --sample (default 0)")
     parser.add_argument("--rules", type=Path, default=None,
                         help="rule folder or file, or variant:NAME (default: the shipped rulebook)")
     parser.add_argument("--chunk-size", type=positive_int, default=100_000, help="rows per chunk (default 100000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_generate)
 
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 0")
-    return value
 
 
 def _fail(command: str, message: str) -> int:
