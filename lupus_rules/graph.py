@@ -272,16 +272,20 @@ def _barycenter(node: GraphNode, links: dict[str, list[str]], index: dict[str, f
 
 
 def _text_width(lines: Iterable[str]) -> float:
-    """Estimated drawn width of the longest line (capitals and digits are wider than lower case)."""
-    return max(sum(_char_px(ch) for ch in line) for line in lines)
+    """Estimated drawn width of the longest line (capitals and digits are wider than lower case).
+
+    Summed in whole hundredths of a pixel: a float sum rounds differently from
+    Python 3.12 on (compensated ``sum``), which would move boxes by a pixel.
+    """
+    return max(sum(_char_hundredths(ch) for ch in line) for line in lines) / 100
 
 
-def _char_px(ch: str) -> float:
+def _char_hundredths(ch: str) -> int:
     if ch.isupper() or ch.isdigit() or ch in "_=%…":
-        return 0.70 * FONT_PX
+        return 70 * FONT_PX
     if ch in " ,.:;-()/'|!il":
-        return 0.36 * FONT_PX
-    return 0.58 * FONT_PX
+        return 36 * FONT_PX
+    return 58 * FONT_PX
 
 
 def _value(value: object) -> str:
