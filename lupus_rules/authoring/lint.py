@@ -472,12 +472,11 @@ def _continuing(book: Rulebook, space: FactSpace, recommenders: frozenset[str],
     example patient, at defaults, is always a real gap).
     """
     facts = _facts_of(book, space.closure(recommenders))
+    usable = [r for r in book.rules if (r.keep or r.avoid) and _facts_of(book, space.closure([r.id])) <= facts]
     out: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
     for agent in (a for a in book.agents if a in modifying):
-        keep = frozenset(r.id for r in book.rules if agent in r.keep
-                         and _facts_of(book, space.closure([r.id])) <= facts)
-        avoid = frozenset(r.id for r in book.rules if agent in r.avoid
-                          and _facts_of(book, space.closure([r.id])) <= facts)
+        keep = frozenset(r.id for r in usable if agent in r.keep)
+        avoid = frozenset(r.id for r in usable if agent in r.avoid)
         if keep:
             out[agent] = (keep, avoid)
     return out
@@ -509,10 +508,10 @@ class _HistoryCheck(_Check):
             offered |= chunk.fires(rule_id)
         for rule_id in self.excluders:
             offered &= ~chunk.fires(rule_id)
+        offered &= chunk.all_hold([self.condition])
         if offered.any():
             for recommender in self.recommenders:
-                self.tally.add((recommender,), offered & chunk.fires(recommender) & chunk.all_hold([self.condition]),
-                               chunk)
+                self.tally.add((recommender,), offered & chunk.fires(recommender), chunk)
 
     def findings(self, explainer: _Explainer) -> list[dict]:
         return [_finding("history", "error", key, count,
