@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -272,3 +273,29 @@ def test_a_signal_exits_with_its_code_and_leaves_no_partial_file(tmp_path: Path,
     assert proc.returncode == code, err
     assert word in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("lost, code", [(KeyboardInterrupt, 130), ("terminated", 143)])
+def test_a_signal_lost_in_garbage_collection_still_stops_the_command(lost: object, code: int,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression (CI, Python 3.13): Ctrl-C landed in a weakref callback, was "ignored", and generate ran on."""
+    from lupus_rules.cli import _errors
+
+    error = _errors._Terminated if lost == "terminated" else lost
+
+    class DiesLoudly:
+        def __del__(self) -> None:
+            raise error()
+
+    def command() -> int:
+        DiesLoudly()  # dropped at once: its __del__'s exception cannot propagate
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the bytecodes after it, where the signal is delivered again
+            pass
+        return 0
+
+    hook = sys.unraisablehook
+    assert _errors.run_guarded("generate", command) == code
+    err = capsys.readouterr().err
+    assert "Exception ignored" not in err and "Traceback" not in err
+    assert sys.unraisablehook is hook

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import traceback
+import _thread
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -131,9 +132,36 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise _Terminated()
 
 
+def _redeliver_lost_signals(previous_hook: Callable[[object], object]) -> Callable[[object], object]:
+    """An ``unraisablehook`` that delivers again a Ctrl-C or SIGTERM that landed where it could not propagate.
+
+    A handler's exception raised while Python runs a ``__del__`` or a weakref
+    callback (garbage collection, at any bytecode) is printed as "Exception
+    ignored" and dropped, and the command would run on; the signal is
+    simulated again so that it unwinds the command at the next bytecode.
+    """
+    def hook(unraisable: object) -> None:
+        kind = getattr(unraisable, "exc_type", None)
+        signum = signal.SIGINT if kind is KeyboardInterrupt else signal.SIGTERM if kind is _Terminated else None
+        if signum is None:
+            previous_hook(unraisable)
+            return
+        # From another thread a moment later, so that the handler runs after this
+        # hook (whose own exceptions are dropped too); landing in a callback again repeats this.
+        threading.Thread(target=_interrupt_main_soon, args=(signum,), daemon=True).start()
+    return hook
+
+
+def _interrupt_main_soon(signum: int) -> None:
+    time.sleep(0.005)
+    _thread.interrupt_main(signum)
+
+
 def run_guarded(command: str, func: Callable[[], int], *, debug: bool = False) -> int:
     """Run ``func`` and turn any exception into a message on stderr and the contract's exit code."""
     previous = _on_sigterm(_raise_terminated)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _redeliver_lost_signals(previous_hook)
     try:
         return int(func() or 0)
     except _Terminated:
@@ -157,6 +185,7 @@ def run_guarded(command: str, func: Callable[[], int], *, debug: bool = False) -
               f"full traceback written to {crash}", file=sys.stderr)
         return EXIT_INTERNAL
     finally:
+        sys.unraisablehook = previous_hook
         _on_sigterm(previous)
 
 
