@@ -123,16 +123,19 @@ def lint(rulebook: Rulebook | None = None, *, max_rows: int = DEFAULT_MAX_ROWS, 
     book = rulebook if rulebook is not None else default_rulebook()
     space = FactSpace(book)
     checks = _checks(book, space, max_regions)
-    coverage = []
-    for plan, assigned in schedule(space, ((c.rule_ids, c.conditions, c) for c in checks), max_rows, seed):
+    ridden: list[tuple[list[_Check], list[Plan]]] = []  # the cases of one request come one after another
+    for plan, assigned in schedule(space, ((c.rule_ids, c.conditions, c, c.optional) for c in checks),
+                                   max_rows, seed):
         for check in assigned:
             check.start(plan)
         for chunk in space.chunks(plan, rule_ids=_needed(space, assigned)):
             for check in assigned:
                 check.update(chunk)
-        coverage.append({"checks": _names(assigned), "relevant_facts": ", ".join(plan.keys),
-                         "classes": plan.classes, "rows": plan.rows, "exhaustive": plan.exhaustive,
-                         "description": plan.describe()})
+        if plan.fixed and ridden and ridden[-1][0] is assigned:
+            ridden[-1][1].append(plan)
+        else:
+            ridden.append((assigned, [plan]))
+    coverage = [_coverage_row(assigned, plans) for assigned, plans in ridden]
     explainer = _Explainer(book)
     explainer.preload(p for check in checks for p in check.examples())
     findings = [f for check in checks for f in check.findings(explainer)]
@@ -140,9 +143,27 @@ def lint(rulebook: Rulebook | None = None, *, max_rows: int = DEFAULT_MAX_ROWS, 
     return LintReport(pd.DataFrame(findings, columns=FINDING_COLUMNS), pd.DataFrame(coverage), book.version)
 
 
+def _coverage_row(checks: list[_Check], plans: list[Plan]) -> dict:
+    """One row of :attr:`LintReport.coverage`: the checks, and the enumeration (or its cases) they rode on."""
+    if len(plans) == 1 and not plans[0].fixed:
+        plan = plans[0]
+        return {"checks": _names(checks), "relevant_facts": ", ".join(plan.keys), "classes": plan.classes,
+                "rows": plan.rows, "exhaustive": plan.exhaustive, "description": plan.describe()}
+    keys = [k for k in dict.fromkeys(k for p in plans for k in (*(f for f, _ in p.fixed), *p.keys))]
+    split = sorted({f for p in plans for f, _ in p.fixed})
+    classes, rows = sum(p.classes for p in plans), sum(p.rows for p in plans)
+    exhaustive = all(p.exhaustive for p in plans)
+    verdict = "exhaustive" if exhaustive else "SAMPLED in part"
+    return {"checks": _names(checks), "relevant_facts": ", ".join(keys), "classes": classes, "rows": rows,
+            "exhaustive": exhaustive,
+            "description": f"{verdict}: {classes:,} classes in {len(plans)} cases (split on {', '.join(split)}; "
+                           f"in each case only the rules that can fire there shape the classes) stand for all "
+                           f"{plans[0].space_size:.3g} points of the discretized space"}
+
+
 def _needed(space: FactSpace, checks: list[_Check]) -> frozenset[str]:
     """The rules the checks riding on one enumeration read, and every rule deriving what those test."""
-    rule_ids = frozenset().union(*(c.rule_ids for c in checks))
+    rule_ids = frozenset().union(*(c.rule_ids | c.optional for c in checks))
     return space.closure(rule_ids, frozenset().union(*(c.conditions for c in checks)))
 
 
@@ -301,6 +322,7 @@ class _Check:
     name = ""
     rule_ids: frozenset[str] = frozenset()
     conditions: frozenset[Condition] = frozenset()
+    optional: frozenset[str] = frozenset()  # evaluated; shape the classes only within the facts rule_ids vary
 
     def start(self, plan: Plan) -> None:
         """Called once with the enumeration this check rides on, before its chunks."""
@@ -359,17 +381,21 @@ class _OutcomeCheck(_Check):
         modifying = set(disease_modifying_agents(book))
         self.agents = [a for a in book.agents if a in modifying]
         self.entries = [(r.id, s.agent, s.rank) for r in book.rules for s in r.recommend if s.agent in modifying]
-        self.continuing = _continuing(book, space, frozenset(rule_id for rule_id, _, _ in self.entries), modifying)
+        self.continuing = _continuing(book, modifying)
         self.recommenders = frozenset(rule_id for rule_id, _, _ in self.entries)
-        self.rule_ids = self.recommenders.union(*(keep | avoid for keep, avoid in self.continuing.values()))
+        self.rule_ids = self.recommenders
+        self.optional = frozenset().union(*(keep | avoid for keep, avoid in self.continuing.values()))
         self.conditions = frozenset(c for gap in book.accepted_gaps for c in gap.when)
         self.accepted, self.ties, self.sampled_gaps = _Tally(), _Tally(), _Tally()
         self.plan: Plan | None = None
         self.open_grid = np.zeros(0, dtype=bool)
+        self.grids: list[tuple[Plan, np.ndarray]] = []  # per exhaustive plan (or case): its open gap classes
 
     def start(self, plan: Plan) -> None:
         self.plan = plan
         self.open_grid = np.zeros(plan.classes if plan.exhaustive else 0, dtype=bool)
+        if plan.exhaustive:
+            self.grids.append((plan, self.open_grid))
 
     def update(self, chunk: Chunk) -> None:
         at = {a: i for i, a in enumerate(self.agents)}
@@ -421,26 +447,36 @@ class _OutcomeCheck(_Check):
         return out
 
     def _open_gaps(self, explainer: _Explainer) -> list[dict]:
-        if self.plan is None:
-            return []
-        if not self.plan.exhaustive:
-            return [self._gap_finding(explainer, count, patient, "sampled classes firing " + (", ".join(key) or
-                                      "nothing")) for key, count, patient in self.sampled_gaps.items()]
-        shape = self.plan.shape
-        marked = self.open_grid.reshape(shape)
-        boxes, left = cover(marked, limit=self.max_regions)
-        out = []
-        for box in boxes:
-            cell = simplest_cell(marked, box)
-            words = [describe_classes(self.space, self.plan, k, classes) for k, classes in zip(self.plan.keys, box)]
-            region = " and ".join(w for w in words if w) or "every patient"
-            count = int(marked[np.ix_(*box)].sum())
-            out.append(self._gap_finding(explainer, count, self.space.patient_of_classes(self.plan, cell, True),
-                                         region))
+        out = [self._gap_finding(explainer, count, patient, "sampled classes firing " + (", ".join(key) or "nothing"))
+               for key, count, patient in self.sampled_gaps.items()]
+        left = 0
+        for plan, grid in self.grids:
+            found, missed = self._regions(explainer, plan, grid, self.max_regions - len(out))
+            out += found
+            left += missed
         if left:
             out.append(_finding("gap", "warning", (), left, f"{left:,} further gap classes not described "
                                 f"(more than {self.max_regions} regions; raise max_regions)", {}))
         return out
+
+    def _regions(self, explainer: _Explainer, plan: Plan, grid: np.ndarray, limit: int) -> tuple[list[dict], int]:
+        """The open gap classes of one enumeration as described regions, and how many were left undescribed."""
+        if not grid.any():
+            return [], 0
+        if limit <= 0:
+            return [], int(grid.sum())
+        marked = grid.reshape(plan.shape)
+        boxes, left = cover(marked, limit=limit)
+        out = []
+        for box in boxes:
+            cell = simplest_cell(marked, box)
+            words = [describe_classes(self.space, plan, k, classes) for k, classes in zip(plan.keys, box)]
+            region = " and ".join([plan.case] * bool(plan.case) + [w for w in words if w]) or "every patient"
+            count = int(marked[np.ix_(*box)].sum())
+            patient = self.space.patient({**dict(plan.fixed), **{k: int(plan.reps[k][int(c)])
+                                                                  for k, c in zip(plan.keys, cell)}}, full=True)
+            out.append(self._gap_finding(explainer, count, patient, region))
+        return out, left
 
     def _gap_finding(self, explainer: _Explainer, count: int, patient: dict, region: str) -> dict:
         closest = explainer.closest(patient, self.recommenders)
@@ -462,28 +498,22 @@ class _OutcomeCheck(_Check):
         return out
 
 
-def _continuing(book: Rulebook, space: FactSpace, recommenders: frozenset[str],
-                modifying: set[str]) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+def _continuing(book: Rulebook, modifying: set[str]) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
     """Per disease-modifying agent, the rules keeping it and those avoiding it, for the gap check.
 
-    Only rules testing facts the recommendations already depend on are taken, so
-    the enumeration does not grow by every agent's status; a gap region may then
-    include patients who continue an agent whose status it does not vary (the
-    example patient, at defaults, is always a real gap).
+    They ride as *optional* rules (:meth:`FactSpace.plan`): they shape the
+    classes only where they test facts the recommendations already vary, so
+    the enumeration does not grow by every agent's status; a gap region may
+    then include patients who continue an agent whose status it does not vary
+    (the example patient, at defaults, is always a real gap).
     """
-    facts = _facts_of(book, space.closure(recommenders))
-    usable = [r for r in book.rules if (r.keep or r.avoid) and _facts_of(book, space.closure([r.id])) <= facts]
     out: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
     for agent in (a for a in book.agents if a in modifying):
-        keep = frozenset(r.id for r in usable if agent in r.keep)
-        avoid = frozenset(r.id for r in usable if agent in r.avoid)
+        keep = frozenset(r.id for r in book.rules if agent in r.keep)
+        avoid = frozenset(r.id for r in book.rules if agent in r.avoid)
         if keep:
             out[agent] = (keep, avoid)
     return out
-
-
-def _facts_of(book: Rulebook, rule_ids: Iterable[str]) -> frozenset[str]:
-    return frozenset(c.fact for rule_id in rule_ids for c in book.rule(rule_id).when if c.kind == "fact")
 
 
 class _HistoryCheck(_Check):

@@ -16,7 +16,16 @@ too many to evaluate. Two exact reductions make it tractable:
 
 Enumerating the product of the classes of the relevant facts therefore answers
 the question for *every* point of the discretized space: it is exhaustive, not a
-sample. Only when that product exceeds a limit are classes sampled (seeded), and
+sample. A third reduction keeps big questions exact:
+
+* **Cases.** When that product is large, one band is fixed at each of its
+  classes in turn (a *case*). In a case, a rule with a condition that is false
+  there cannot fire, nor can a rule needing a fact only such rules derive; the
+  bands only they test drop out. "Joint" patients never vary the topical
+  statuses the cutaneous rules test, so the cases sum to far fewer classes than
+  the product. Cases are split again while that pays.
+
+Only when even the cases exceed a limit are classes sampled (seeded), and
 :class:`Plan` says so. Rule firing itself is computed by the vectorized engine
 (:func:`lupus_rules.engines.vectorized.fire_matrix`), chunk by chunk.
 """
@@ -37,7 +46,8 @@ from ..facts import FACTS, MEASURE_INPUTS, MEASURES, csv_cell, validate_frame
 from ..generate import band_columns, value_bands
 from ..rulebook import Condition, Rulebook
 
-__all__ = ["FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_ROWS", "CHUNK_BYTES"]
+__all__ = ["FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_ROWS", "CHUNK_BYTES",
+           "SPLIT_ABOVE", "MAX_SPLIT_DEPTH"]
 
 T = TypeVar("T")
 
@@ -47,6 +57,10 @@ DEFAULT_MAX_ROWS = 20_000_000
 CHUNK_ROWS = 1_000_000
 #: Bytes one evaluated chunk may take (the fired matrix costs about 3 bytes per rule and row).
 CHUNK_BYTES = 256 * 1024 * 1024
+#: A plan with more classes than this is split into cases when that at least halves its classes.
+SPLIT_ABOVE = 1_000_000
+#: At most this many bands are fixed per case (each split multiplies the chunks to evaluate).
+MAX_SPLIT_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,10 @@ class Plan:
     ``classes`` = product of the class counts (row ``r`` of an exhaustive
     enumeration is the class tuple ``np.unravel_index(r, shape)``); ``rows`` =
     rows actually evaluated; ``space_size`` = points of the whole discretized space.
+    A case plan (see the module docstring) also holds ``fixed``: (band, value
+    index) for each band held at one value, and ``case``, those values in words.
+    ``roots`` and ``optional``: the rule ids and optional rules the plan was
+    asked for (:meth:`FactSpace.plan`); ``rule_ids`` holds them with their closure.
     """
 
     rule_ids: frozenset[str]
@@ -85,6 +103,10 @@ class Plan:
     exhaustive: bool = True
     space_size: int = 1
     seed: int = 0
+    fixed: tuple[tuple[str, int], ...] = ()
+    case: str = ""
+    optional: frozenset[str] = frozenset()
+    roots: frozenset[str] = frozenset()
 
     @cached_property
     def atom_set(self) -> frozenset[Condition]:
@@ -93,7 +115,7 @@ class Plan:
 
     def covers(self, other: Plan) -> bool:
         """True when this enumeration answers every question ``other`` answers (its classes are finer)."""
-        return other.atom_set <= self.atom_set
+        return not self.fixed and not other.fixed and other.atom_set <= self.atom_set
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -103,6 +125,8 @@ class Plan:
     def describe(self) -> str:
         """How much of the space was covered, in one honest sentence."""
         facts = ", ".join(self.keys) or "none"
+        if self.case:
+            facts = f"{facts}; case {self.case}"
         if self.exhaustive:
             return (f"exhaustive: {self.classes:,} classes over the relevant facts ({facts}) stand for all "
                     f"{self.space_size:.3g} points of the discretized space")
@@ -145,13 +169,17 @@ class FactSpace:
 
     # -- relevance -----------------------------------------------------------------------
 
-    def closure(self, rule_ids: Iterable[str], conditions: Iterable[Condition] = ()) -> frozenset[str]:
-        """The rules plus, transitively, every rule deriving a fact they (or ``conditions``) test."""
+    def closure(self, rule_ids: Iterable[str], conditions: Iterable[Condition] = (),
+                among: frozenset[str] | None = None) -> frozenset[str]:
+        """The rules plus, transitively, every rule deriving a fact they (or ``conditions``) test.
+
+        ``among``: only these rules are taken (the live rules of a case).
+        """
         todo = list(rule_ids) + [p for c in conditions if c.kind != "fact" for p in self._producers.get(c.fact, [])]
         done: set[str] = set()
         while todo:
             rule_id = todo.pop()
-            if rule_id in done:
+            if rule_id in done or (among is not None and rule_id not in among):
                 continue
             done.add(rule_id)
             for name in self._rules[rule_id].consumes():
@@ -159,15 +187,33 @@ class FactSpace:
         return frozenset(done)
 
     def plan(self, rule_ids: Iterable[str], conditions: Iterable[Condition] = (),
-             max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0) -> Plan:
-        """The classes to enumerate so that questions about ``rule_ids`` are answered exactly."""
-        extra = frozenset(conditions)
-        rules = self.closure(rule_ids, extra)
-        atoms = {c for rule_id in rules for c in self._rules[rule_id].when if c.kind == "fact"}
+             max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0,
+             fixed: Mapping[str, int] | None = None, case: str = "", optional: Iterable[str] = ()) -> Plan:
+        """The classes to enumerate so that questions about ``rule_ids`` are answered exactly.
+
+        ``fixed`` (band -> value index) makes it a case plan: those bands hold
+        that value, and only the rules that can still fire there shape the classes.
+        ``optional`` rules shape the classes only where they test no fact beyond
+        those ``rule_ids`` already vary (elsewhere their facts stay at the default);
+        they are evaluated all the same.
+        """
+        rule_ids, extra, optional = frozenset(rule_ids), frozenset(conditions), frozenset(optional)
+        fixed = dict(fixed or {})
+        rules = self.closure(rule_ids | optional, extra)
+        alive = self.live(rules, fixed)
+        live = self.closure(rule_ids, extra, among=alive)
+        facts = self._facts_of(live) | {c.fact for c in extra if c.kind == "fact"}
+        for rule_id in optional & alive:
+            more = self.closure([rule_id], among=alive)
+            if self._facts_of(more) <= facts:
+                live |= more
+        atoms = {c for rule_id in live for c in self._rules[rule_id].when if c.kind == "fact"}
         atoms |= {c for c in extra if c.kind == "fact"}
         by_group: dict[str, list[Condition]] = {}
         for atom in sorted(atoms, key=repr):
-            by_group.setdefault(self._group_of[atom.fact], []).append(atom)
+            key = self._group_of[atom.fact]
+            if key not in fixed:
+                by_group.setdefault(key, []).append(atom)
         keys = tuple(k for k in self.groups if k in by_group)
         reps, class_of, signatures = {}, {}, {}
         for key in keys:
@@ -175,7 +221,74 @@ class FactSpace:
         classes = math.prod(len(r) for r in reps.values())
         rows = min(classes, max_rows)
         return Plan(rules, extra, keys, reps, {k: tuple(by_group[k]) for k in keys}, class_of, signatures,
-                    classes, rows, classes <= max_rows, self.space_size, seed)
+                    classes, rows, classes <= max_rows, self.space_size, seed, tuple(fixed.items()), case,
+                    optional, rule_ids)
+
+    def _facts_of(self, rule_ids: Iterable[str]) -> frozenset[str]:
+        return frozenset(c.fact for r in rule_ids for c in self._rules[r].when if c.kind == "fact")
+
+    def live(self, rule_ids: frozenset[str], fixed: Mapping[str, int]) -> frozenset[str]:
+        """The rules that can still fire with the ``fixed`` bands at their values (all of them when none is)."""
+        if not fixed:
+            return rule_ids
+        dead = {r for r in rule_ids if any(self._false_there(c, fixed) for c in self._rules[r].when)}
+        changed = True
+        while changed:  # a rule needing a fact only dead rules derive is dead too
+            alive = rule_ids - dead
+            newly = {r for r in alive for c in self._rules[r].when
+                     if c.kind == "derived" and not any(p in alive for p in self._producers.get(c.fact, []))}
+            changed = bool(newly)
+            dead |= newly
+        return rule_ids - dead
+
+    def _false_there(self, condition: Condition, fixed: Mapping[str, int]) -> bool:
+        if condition.kind != "fact":
+            return False
+        key = self._group_of[condition.fact]
+        return key in fixed and not bool(self._signature(key, [condition])[fixed[key], 0])
+
+    def cases(self, rule_ids: Iterable[str], conditions: Iterable[Condition] = (),
+              max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0, optional: Iterable[str] = ()) -> list[Plan]:
+        """The plan for ``rule_ids``, split into case plans when that shrinks it (see the module docstring).
+
+        The case plans together stand for the whole space. When even they exceed
+        ``max_rows`` in all, the single plan is returned, sampled.
+        """
+        rule_ids, conditions = frozenset(rule_ids), frozenset(conditions)
+        whole = self.plan(rule_ids, conditions, max_rows=max_rows, seed=seed, optional=optional)
+        if whole.classes <= SPLIT_ABOVE:
+            return [whole]
+        split = self._split(whole, max_rows, MAX_SPLIT_DEPTH)
+        if sum(p.classes for p in split) > min(max_rows, whole.classes // 2):
+            return [whole]
+        return split
+
+    def _split(self, plan: Plan, max_rows: int, depth: int) -> list[Plan]:
+        """``plan`` as case plans, fixing the band that leaves the fewest classes, recursively."""
+        if plan.classes <= SPLIT_ABOVE or depth == 0 or not plan.keys:
+            return [plan]
+        best: tuple[int, str, list[Plan]] | None = None
+        for key in plan.keys:
+            parts = [self._case(plan, key, c, max_rows) for c in range(len(plan.reps[key]))]
+            total = sum(p.classes for p in parts)
+            if best is None or total < best[0]:
+                best = (total, key, parts)
+        assert best is not None
+        if best[0] * 2 > plan.classes:
+            return [plan]  # no band pays for its extra chunks
+        out: list[Plan] = []
+        for part in best[2]:
+            out += self._split(part, max_rows, depth - 1)
+        return out
+
+    def _case(self, plan: Plan, key: str, cls: int, max_rows: int) -> Plan:
+        """``plan`` with band ``key`` fixed at the value standing for its class ``cls``."""
+        from .regions import describe_classes  # regions builds on this module
+
+        said = describe_classes(self, plan, key, [cls]) or f"{key} any"
+        return self.plan(plan.roots, plan.conditions, max_rows=max_rows, seed=plan.seed,
+                         fixed={**dict(plan.fixed), key: int(plan.reps[key][cls])},
+                         case=f"{plan.case}; {said}" if plan.case else said, optional=plan.optional)
 
     def _signature(self, key: str, atoms: list[Condition]) -> np.ndarray:
         """(band values × atoms) truth table; each atom's column computed once per space (plans share atoms)."""
@@ -264,6 +377,7 @@ class FactSpace:
 
     def _chunk(self, plan: Plan, picks: dict[str, np.ndarray], classes: dict[str, np.ndarray],
                n: int, start: int, book: Rulebook, column_of: dict[str, int]) -> Chunk:
+        picks = {**picks, **{key: np.full(n, value, dtype=np.intp) for key, value in plan.fixed}}
         columns: dict[str, object] = {}
         for key, group in self.groups.items():
             index = picks.get(key)
@@ -309,21 +423,63 @@ def schedule(space: FactSpace, requests: Iterable[tuple[Iterable[str], Iterable[
              max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0) -> list[tuple[Plan, list[T]]]:
     """Group questions into as few enumerations as possible.
 
-    Each request is (rule ids, extra conditions, payload). A request rides on
+    Each request is (rule ids, extra conditions, payload), optionally followed
+    by optional rule ids (see :meth:`FactSpace.plan`). A request rides on
     a larger enumeration whenever that one's classes are finer than its own
-    (so its answer there is just as exact); otherwise it gets its own.
+    (so its answer there is just as exact); otherwise it gets its own. An
+    enumeration of more than :data:`SPLIT_ABOVE` classes is split into cases
+    (:meth:`FactSpace.cases`) for the union of the large questions riding on
+    it; a small question rides on the cases when each case answers it, else
+    it is scheduled anew. A split enumeration gives one entry per case plan,
+    all holding the same payload list object, one after another.
     """
-    needed = [(space.plan(rules, conditions, max_rows=max_rows, seed=seed), payload)
-              for rules, conditions, payload in requests]
-    needed.sort(key=lambda item: -item[0].classes)
-    hosts: list[tuple[Plan, list[T]]] = []
-    for plan, payload in needed:
-        host = next((h for h in hosts if h[0].covers(plan)), None)
+    needed = []
+    for rules, conditions, payload, *rest in requests:
+        question = (frozenset(rules), frozenset(conditions), frozenset(rest[0]) if rest else frozenset())
+        plan = space.plan(question[0], question[1], max_rows=max_rows, seed=seed, optional=question[2])
+        needed.append((plan, question, payload))
+    return _schedule(space, needed, max_rows, seed)
+
+
+_Question = tuple[frozenset, frozenset, frozenset]  # rule ids, extra conditions, optional rule ids
+
+
+def _schedule(space: FactSpace, needed: list[tuple[Plan, _Question, T]], max_rows: int,
+              seed: int) -> list[tuple[Plan, list[T]]]:
+    needed = sorted(needed, key=lambda item: -item[0].classes)
+    hosts: list[list[tuple[Plan, _Question, T]]] = []
+    for item in needed:
+        host = next((h for h in hosts if h[0][0].covers(item[0])), None)
         if host is None:
-            host = (plan, [])
-            hosts.append(host)
-        host[1].append(payload)
-    return hosts
+            hosts.append([item])
+        else:
+            host.append(item)
+    out: list[tuple[Plan, list[T]]] = []
+    for host in hosts:
+        if host[0][0].classes <= SPLIT_ABOVE:
+            out.append((host[0][0], [payload for _, _, payload in host]))
+            continue
+        large = [item for item in host if item[0].classes > SPLIT_ABOVE]
+        union = [frozenset().union(*parts) for parts in zip(*(question for _, question, _ in large))]
+        cases = space.cases(union[0], union[1], max_rows=max_rows, seed=seed, optional=union[2])
+        payloads = [payload for _, _, payload in large]
+        apart = []
+        for item in host[len(large):]:
+            if _rides(space, item[1], cases):
+                payloads.append(item[2])
+            else:
+                apart.append(item)
+        out += [(case, payloads) for case in cases]
+        out += _schedule(space, apart, max_rows, seed)
+    return out
+
+
+def _rides(space: FactSpace, question: _Question, cases: list[Plan]) -> bool:
+    """True when every case plan answers ``question`` exactly (its classes there are finer)."""
+    if len(cases) == 1 and not cases[0].fixed:
+        return cases[0].covers(space.plan(question[0], question[1], optional=question[2]))
+    return all(space.plan(question[0], question[1], fixed=dict(case.fixed), optional=question[2]).atom_set
+               <= case.atom_set for case in cases)
 
 
 @dataclass
@@ -395,7 +551,7 @@ class Chunk:
     def nondefault_count(self) -> np.ndarray:
         """Per row, how many bands hold a value other than their default (smaller = simpler patient)."""
         if self._simplicity is None:
-            count = np.zeros(len(self), dtype=np.int64)
+            count = np.full(len(self), sum(value != 0 for _, value in self.plan.fixed), dtype=np.int64)
             for index in self.classes.values():
                 count += index != 0
             self._simplicity = count
