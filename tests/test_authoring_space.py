@@ -213,3 +213,49 @@ def test_a_sub_rulebook_fires_its_rules_exactly_as_the_whole_rulebook():
             assert (a.fires(rule_id) == b.fires(rule_id)).all(), rule_id
     with pytest.raises(KeyError, match="not evaluated"):
         part[0].fires("R-GC-01")
+
+
+def test_a_big_question_splits_into_cases_that_fire_exactly_as_the_whole(monkeypatch, space):
+    """Cases (one band fixed each) produce the same fired-rule patterns as the unsplit enumeration."""
+    targets = ["R-SW-01", "R-SW-02", "R-SW-03", "R-RESP-03", "R-RESP-04", "R-RESP-05"]
+    whole = space.plan(targets)
+    monkeypatch.setattr(space_module, "SPLIT_ABOVE", whole.classes // 20)
+    cases = space.cases(targets)
+    assert len(cases) > 1 and sum(c.classes for c in cases) <= whole.classes // 2
+    assert all(c.fixed and c.case and c.exhaustive for c in cases)
+    assert len({c.fixed for c in cases}) == len(cases)  # each case fixes the band at another value
+    assert not any(c.covers(whole) or whole.covers(c) for c in cases)  # a case never stands for the whole
+    columns = [space.rule_column(r) for r in sorted(whole.rule_ids)]
+    in_whole = _patterns(np.concatenate([chunk.fired[columns].T for chunk in space.chunks(whole)]))
+    in_cases = set().union(*(_patterns(np.concatenate([chunk.fired[columns].T for chunk in space.chunks(c)]))
+                             for c in cases))
+    assert in_cases == in_whole and len(in_whole) > 10
+
+
+def test_a_question_that_does_not_shrink_is_not_split(monkeypatch, space):
+    monkeypatch.setattr(space_module, "SPLIT_ABOVE", 1)
+    (plan,) = space.cases(["R-GC-01"])  # prednisone_mg alone: fixing it leaves nothing to save
+    assert not plan.fixed and plan.classes == space.plan(["R-GC-01"]).classes == 2
+
+
+def _without_counts(findings: pd.DataFrame) -> pd.DataFrame:
+    """Findings with class counts dropped: classes are an artifact of how the space is enumerated."""
+    out = findings.drop(columns=["classes"]).copy()
+    out["message"] = out["message"].str.replace(r"[\d,]+ classes", "N classes", regex=True)
+    return out
+
+
+def test_lint_finds_the_same_with_and_without_cases(monkeypatch):
+    """A tie made by an edit (azathioprine at mycophenolate's rank) is found alike, with the same example."""
+    from lupus_rules.authoring.editing import edit_rule, rule_data
+
+    recommend = copy.deepcopy(rule_data(default_rulebook(), "R-JNT-03")["then"]["recommend"])
+    recommend[0]["rank"] = 20
+    book = edit_rule(default_rulebook(), "R-JNT-03", recommend=recommend)
+    split = lint(book)
+    assert "cases" in " ".join(split.coverage["description"])
+    monkeypatch.setattr(space_module, "SPLIT_ABOVE", 10**15)
+    whole = lint(book)
+    assert "cases" not in " ".join(whole.coverage["description"])
+    pd.testing.assert_frame_equal(_without_counts(split.findings), _without_counts(whole.findings))
+    assert ("contradiction", ("R-JNT-02", "R-JNT-03")) in set(zip(split.findings["check"], split.findings["rules"]))
