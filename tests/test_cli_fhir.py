@@ -34,9 +34,9 @@ def test_fhir_then_run(tmp_path, capsys):
     results = tmp_path / "results.csv"
     assert main(["run", str(patients), "-o", str(results), "--no-progress"]) == 0
     done = {r["patient_id"]: r for r in _rows(results)}
-    ln1_done = done["Patient/ln1"]  # takes mycophenolate now: continued, no new agent (issue 8)
-    assert (ln1_done["preferred"], ln1_done["error"]) == ("", "")
-    assert "mycophenolate" in ln1_done["continue"].split(";")
+    ln1_done = done["Patient/ln1"]  # takes mycophenolate now, UPCR down only 20 % by month 7: stopped (issue 8)
+    assert (ln1_done["preferred"], ln1_done["error"]) == ("voclosporin", "")
+    assert "mycophenolate" not in ln1_done["continue"].split(";") and "R-SW-MMF" in ln1_done["avoided"]
     assert json.loads(done["Patient/ln1"]["provenance"]) == prov      # passed through unchanged
 
 

@@ -135,8 +135,10 @@ def test_synthea_bundles(name):
 def test_results_evaluate(nephritis, history):
     import lupus_rules
 
-    ln1 = lupus_rules.evaluate(nephritis[0]["ln1"].facts)  # on mycophenolate now: continued, nothing new
-    assert ln1.preferred is None and ln1.continue_[0] == "mycophenolate"
+    # on mycophenolate now, month 7, UPCR down only 20 %: the switch criterion stops it (issue 8)
+    ln1 = lupus_rules.evaluate(nephritis[0]["ln1"].facts)
+    assert ln1.preferred == "voclosporin" and "mycophenolate" not in ln1.continue_
+    assert ln1.avoided["mycophenolate"] == ("R-SW-MMF",)
     assert lupus_rules.evaluate(history[0]["mh1"].facts).preferred is not None
 
 

@@ -102,6 +102,9 @@ def test_derived_fact_no_rule_derives_is_rejected():
     docs = shipped_documents()
     edit_rule(docs, "R-HIST-03", lambda r: r["then"].update(derive=[], flag=["switch_therapy"]))
     edit_rule(docs, "R-HIST-04", lambda r: r["then"].update(derive=[], flag=["switch_therapy"]))
+    for switch in ("R-SW-MMF", "R-SW-AZA"):  # a failed current regimen also makes standard therapy inadequate
+        edit_rule(docs, switch, lambda r: r["then"].update(
+            derive=[d for d in r["then"]["derive"] if d != "standard_therapy_inadequate"]))
     problems = problems_of(docs)
     assert any(p.rule_id == "R-BIO-02" and "never hold" in p.message for p in problems)
 

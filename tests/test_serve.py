@@ -104,13 +104,15 @@ def test_patient_view_card(server):
     body = _checked(server.post("/cds-services/lupus-alternatives", json=sample_request(_bundle("nephritis_labs.json"),
                                                                                          "ln1")))
     main = body["cards"][0]
-    # ln1 takes mycophenolate now (7 months, response not yet due): it is continued, nothing new started
-    assert main["summary"].startswith("Lupus: no new agent; continue Mycophenolate") and len(main["summary"]) < 140
-    assert main["indicator"] == "info" and len(body["cards"]) == 1
+    # ln1 takes mycophenolate now, but by month 7 UPCR fell only 20 %: the switch criterion stops it
+    # (R-SW-MMF), refractory options follow, and a current agent that is avoided makes a warning
+    assert main["summary"].startswith("Lupus: consider Voclosporin") and len(main["summary"]) < 140
+    assert main["indicator"] == "warning" and len(body["cards"]) == 2
+    assert "Mycophenolate" in body["cards"][1]["summary"] and "R-SW-MMF" in body["cards"][1]["summary"]
     assert "not for clinical use" in main["source"]["label"]
     detail = main["detail"]
     assert "Not for clinical use" in detail
-    assert "**Continue:** Mycophenolate mofetil" in detail and "R-ST-MMF-KEEP" in detail
+    assert "Mycophenolate mofetil / mycophenolic acid (MMF/MPA): R-SW-MMF" in detail and "R-SW-01" in detail
     assert "R-LN-12" in detail and "months_on_therapy=7" in detail         # the fired trace with matched facts
     assert {r["code"] for r in main["overrideReasons"]} >= {"not-applicable", "patient-preference"}
 

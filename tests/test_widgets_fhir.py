@@ -14,7 +14,8 @@ def test_explorer_loads_a_bundle():
     labels = explorer.load_bundle(BUNDLE, as_of=dt.date(2026, 1, 1))
     assert labels == ["Patient/ln1", "Patient/ln2"]
     assert explorer.picker.current.id == labels[0] and explorer.picker.group.value == "FHIR nephritis_labs.json"
-    assert explorer.result.preferred is None and "mycophenolate" in explorer.result.continue_
+    # ln1 takes mycophenolate now, but UPCR fell only 20 % by month 7: it is stopped (R-SW-MMF)
+    assert explorer.result.preferred == "voclosporin" and "mycophenolate" in explorer.result.avoided
     facts = explorer.facts()
     assert (facts["egfr"], facts["egfr_baseline"], facts["manifestations"]) == (58.0, 72.0, frozenset({"nephritis"}))
     assert "mycophenolate" in explorer.outcome_html  # under Continue

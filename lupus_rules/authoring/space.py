@@ -200,7 +200,7 @@ class FactSpace:
         rule_ids, extra, optional = frozenset(rule_ids), frozenset(conditions), frozenset(optional)
         fixed = dict(fixed or {})
         rules = self.closure(rule_ids | optional, extra)
-        alive = self.live(rules, fixed)
+        alive = self.live(rules, fixed, keep=rule_ids)
         live = self.closure(rule_ids, extra, among=alive)
         facts = self._facts_of(live) | {c.fact for c in extra if c.kind == "fact"}
         for rule_id in optional & alive:
@@ -227,19 +227,48 @@ class FactSpace:
     def _facts_of(self, rule_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(c.fact for r in rule_ids for c in self._rules[r].when if c.kind == "fact")
 
-    def live(self, rule_ids: frozenset[str], fixed: Mapping[str, int]) -> frozenset[str]:
-        """The rules that can still fire with the ``fixed`` bands at their values (all of them when none is)."""
+    def live(self, rule_ids: frozenset[str], fixed: Mapping[str, int],
+             keep: frozenset[str] = frozenset()) -> frozenset[str]:
+        """The rules that can still fire and matter with the ``fixed`` bands at their values.
+
+        Dead: a condition is false there, or it needs a fact no live rule derives,
+        or it needs a fact absent that is *forced* there (derived by a live rule
+        whose every condition holds there). Idle: it can only derive forced facts,
+        so it changes nothing; idle rules are left out unless named in ``keep``.
+        With nothing fixed every rule is live.
+        """
         if not fixed:
             return rule_ids
-        dead = {r for r in rule_ids if any(self._false_there(c, fixed) for c in self._rules[r].when)}
+        dead: set[str] = {r for r in rule_ids if any(self._false_there(c, fixed) for c in self._rules[r].when)}
+        forced: set[str] = set()
         changed = True
-        while changed:  # a rule needing a fact only dead rules derive is dead too
+        while changed:
             alive = rule_ids - dead
+            producing = {name for r in alive for name in self._rules[r].derive}
+            for r in alive:
+                rule = self._rules[r]
+                if not set(rule.derive) <= forced and all(
+                        self._holds_there(c, fixed, forced, producing) for c in rule.when):
+                    forced |= set(rule.derive)
             newly = {r for r in alive for c in self._rules[r].when
-                     if c.kind == "derived" and not any(p in alive for p in self._producers.get(c.fact, []))}
+                     if (c.kind == "derived" and c.fact not in producing)
+                     or (c.kind == "not_derived" and c.fact in forced)}
             changed = bool(newly)
             dead |= newly
-        return rule_ids - dead
+        alive = rule_ids - dead
+        idle = {r for r in alive - keep if _only_derives(self._rules[r]) and set(self._rules[r].derive) <= forced
+                and not all(self._holds_there(c, fixed, set(), producing) for c in self._rules[r].when)}
+        return frozenset(alive - idle)
+
+    def _holds_there(self, condition: Condition, fixed: Mapping[str, int], forced: set[str],
+                     producing: set[str]) -> bool:
+        """True when ``condition`` holds for every patient of the case."""
+        if condition.kind == "derived":
+            return condition.fact in forced
+        if condition.kind == "not_derived":
+            return condition.fact not in producing
+        key = self._group_of[condition.fact]
+        return key in fixed and bool(self._signature(key, [condition])[fixed[key], 0])
 
     def _false_there(self, condition: Condition, fixed: Mapping[str, int]) -> bool:
         if condition.kind != "fact":
@@ -417,6 +446,11 @@ class FactSpace:
     def patient_of_classes(self, plan: Plan, coords: Iterable[int], full: bool = False) -> dict[str, object]:
         """The representative patient of one class tuple of ``plan`` (``coords`` in ``plan.keys`` order)."""
         return self.patient({k: plan.reps[k][int(c)] for k, c in zip(plan.keys, coords)}, full=full)
+
+
+def _only_derives(rule) -> bool:
+    """True when a rule concludes nothing but derived facts."""
+    return not (rule.recommend or rule.avoid or rule.flag or rule.keep or rule.caution)
 
 
 def schedule(space: FactSpace, requests: Iterable[tuple[Iterable[str], Iterable[Condition], T]],
