@@ -154,6 +154,12 @@ def _client(scheduler: int | str, timeout: float) -> Iterator[Any]:
             with distributed.Client(cluster, set_as_default=False) as client:
                 yield client
         return
+    from distributed.comm.addressing import get_address_host_port
+
+    try:
+        get_address_host_port(scheduler)
+    except (ValueError, TypeError) as exc:
+        raise BatchInputError(f"scheduler: got {scheduler!r} ({_reason(exc)}); allowed: {_ALLOWED}") from None
     try:
         client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
