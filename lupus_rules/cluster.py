@@ -21,12 +21,14 @@ cluster is used. Not for clinical use: results are for prototyping and teaching.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import secrets
 import shutil
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -325,24 +327,60 @@ def _row_group_sizes(path: Path) -> list[int]:
 _WORKER_RULEBOOKS: dict[str, Rulebook] = {}
 
 
+def _pack(book: Rulebook) -> tuple[Any, str, str]:
+    """The rulebook as every task carries it: its documents as compressed JSON (about 13 kB), version, source.
+
+    Sent inside each task (scheduler to worker), so no task result has to be
+    fetched between workers. Documents JSON cannot hold travel as they are.
+    """
+    documents = book.to_documents()
+    try:
+        packed: Any = zlib.compress(json.dumps(documents).encode("utf-8"), 6)
+    except (TypeError, ValueError):
+        packed = documents
+    return packed, book.version, book.source
+
+
+def _worker_rulebook(payload: tuple[Any, str, str]) -> Rulebook:
+    """The payload's rulebook, rebuilt once per version in this process (its content hash checked)."""
+    packed, version, source = payload
+    book = _WORKER_RULEBOOKS.get(version)
+    if book is None:
+        documents = packed
+        if isinstance(packed, bytes):
+            documents = [tuple(item) for item in json.loads(zlib.decompress(packed).decode("utf-8"))]
+        book = _WORKER_RULEBOOKS[version] = _rebuild(documents, version, source)
+    return book
+
+
 def _piece_chunks(piece: _Piece, chunk_size: int) -> Iterator[tuple[Any, list[str] | None]]:
-    """The partition's rows ``chunk_size`` at a time, with read errors (CSV) as :func:`run_file` reads them."""
+    """The partition's rows ``chunk_size`` at a time, with read errors (CSV) as :func:`run_file` reads them.
+
+    A read failure names the input (not the part being written).
+    """
+    import pyarrow as pa
+
     path = Path(piece.path)
+    try:
+        yield from _read_piece(piece, path, chunk_size)
+    except pa.ArrowException as exc:
+        raise BatchInputError(f"input {path} is not a readable Parquet file: {exc}") from None
+    except OSError as exc:  # includes pyarrow's errors for damaged data (corrupt compressed pages)
+        raise BatchInputError(f"input {path}: could not read ({exc.strerror or exc})") from None
+
+
+def _read_piece(piece: _Piece, path: Path, chunk_size: int) -> Iterator[tuple[Any, list[str] | None]]:
     if piece.row_groups is None:
         yield from _read_chunks(path, chunk_size)
         return
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    try:
-        parquet = pq.ParquetFile(path)
-        if not piece.row_groups:
-            yield parquet.schema_arrow.empty_table().to_pandas(), None
-            return
-        for batch in parquet.iter_batches(batch_size=chunk_size, row_groups=list(piece.row_groups)):
-            yield batch.to_pandas(), None
-    except pa.ArrowException as exc:
-        raise BatchInputError(f"input {path} is not a readable Parquet file: {exc}") from None
+    parquet = pq.ParquetFile(path)
+    if not piece.row_groups:
+        yield parquet.schema_arrow.empty_table().to_pandas(), None
+        return
+    for batch in parquet.iter_batches(batch_size=chunk_size, row_groups=list(piece.row_groups)):
+        yield batch.to_pandas(), None
 
 
 def _run_piece(piece: _Piece, folder: str, width: int, engine: str, payload: tuple, chunk_size: int) -> dict[str, Any]:
@@ -351,10 +389,8 @@ def _run_piece(piece: _Piece, folder: str, width: int, engine: str, payload: tup
     Returns the partition's counts only: rows, failed, failures by field,
     preferred agents, the worker's address.
     """
-    documents, version, source = payload
-    book = _WORKER_RULEBOOKS.get(version)
-    if book is None:
-        book = _WORKER_RULEBOOKS[version] = _rebuild(documents, version, source)
+    book = _worker_rulebook(payload)
+    version = book.version
     counts = BatchSummary(version, engine)
     preferred: Counter[str] = Counter()
 
@@ -448,7 +484,7 @@ def _run_pieces(client: Any, pieces: list[_Piece], target: Path, engine: str, bo
     staging.mkdir()
     futures: list[Any] = []
     try:
-        payload = client.scatter((book.to_documents(), book.version, book.source), broadcast=True, hash=False)
+        payload = _pack(book)
         width = len(str(max(len(pieces) - 1, 0)))
         futures = client.map(_run_piece, pieces, folder=str(staging), width=width, engine=engine,
                              payload=payload, chunk_size=chunk_size, pure=False)
