@@ -27,6 +27,8 @@ import os
 import re
 import secrets
 import shutil
+import signal
+import threading
 import time
 import zlib
 from collections import Counter
@@ -150,11 +152,16 @@ def _client(scheduler: int | str, timeout: float) -> Iterator[Any]:
     """A connected ``distributed.Client`` with at least one worker; a ``local:N`` cluster is closed afterwards."""
     distributed = _distributed()
     if isinstance(scheduler, int):
-        with distributed.LocalCluster(n_workers=scheduler, threads_per_worker=1, processes=True,
-                                      host="127.0.0.1", dashboard_address=None,
-                                      silence_logs=logging.ERROR) as cluster:
-            with distributed.Client(cluster, set_as_default=False) as client:
-                yield client
+        with _sigint_ignored_by_children():
+            cluster = distributed.LocalCluster(n_workers=scheduler, threads_per_worker=1, processes=True,
+                                               host="127.0.0.1", dashboard_address=None,
+                                               silence_logs=logging.CRITICAL,
+                                               # no dashboard; its HTTP server (health, metrics) on a free
+                                               # port, not 8787, which another cluster may hold
+                                               scheduler_kwargs={"dashboard": False,
+                                                                 "dashboard_address": "127.0.0.1:0"})
+        with cluster, distributed.Client(cluster, set_as_default=False) as client:
+            yield client
         return
     from distributed.comm.addressing import get_address_host_port
 
@@ -175,6 +182,26 @@ def _client(scheduler: int | str, timeout: float) -> Iterator[Any]:
             raise BatchInputError(f"scheduler {scheduler} has no workers after {timeout:g} s ({_reason(exc)}); "
                                   f"start some with 'dask worker {scheduler}'") from None
         yield client
+
+
+@contextmanager
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Ignore SIGINT while local workers are started, so that they inherit ignoring it (main thread only).
+
+    Ctrl-C in a terminal signals the whole process group: the workers would
+    each print a KeyboardInterrupt traceback. Ignored there (an ignored signal
+    survives ``exec``, and Python then installs no handler), only this process
+    is interrupted; it cancels the work and closes the cluster. A Ctrl-C
+    during the start-up itself (about a second) is ignored too.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _reason(exc: BaseException) -> str:

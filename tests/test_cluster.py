@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -166,11 +168,31 @@ def test_a_failing_partition_leaves_no_output_folder(cluster, folder, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no output, no hidden partial folder
 
 
+def test_cli_reports_a_worker_error_in_one_line(folder, tmp_path):
+    """The worker's own log of the failed task (a traceback) stays out of the command's output."""
+    (tmp_path / "in").mkdir()
+    data = bytearray(input_files(folder)[0].read_bytes())
+    data[200:4_000] = bytes(3_800)
+    (tmp_path / "in" / "b.parquet").write_bytes(bytes(data))
+    done = subprocess.run([sys.executable, "-m", "lupus_rules", "run", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                           "--scheduler", "local:1", "--no-progress"],
+                          capture_output=True, text=True, timeout=240, env=_env())
+    assert done.returncode == 2
+    assert done.stderr.startswith("lupus-rules run: input ") and "b.parquet" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _env() -> dict[str, str]:
+    """This environment with this checkout first on PYTHONPATH (the subprocess and its workers import it)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+
+
 def test_cli_scheduler_local_2_end_to_end(folder, in_process, tmp_path):
     out = tmp_path / "out"
     out.mkdir()  # an empty folder is accepted
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent),
-                                                         os.environ.get("PYTHONPATH", "")])}
+    env = _env()
     done = subprocess.run([sys.executable, "-m", "lupus_rules", "run", str(folder), "-o", str(out),
                            "--scheduler", "local:2", "--no-progress"],
                           capture_output=True, text=True, timeout=240, env=env)
@@ -258,3 +280,41 @@ def test_help_and_import_do_not_import_dask():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_ctrl_c_stops_the_run_with_one_line_and_leaves_nothing(tmp_path):
+    """SIGINT to the whole process group (a terminal's Ctrl-C): exit 130, one line, no output, workers gone."""
+    from lupus_rules.generate import write_generated
+
+    write_generated(tmp_path / "in.parquet", value_bands(load_rulebook()), sample=20_000, seed=5)
+    env = _env()
+    run = subprocess.Popen([sys.executable, "-m", "lupus_rules", "run", str(tmp_path / "in.parquet"),
+                            "-o", str(tmp_path / "out"), "--scheduler", "local:2", "--engine", "durable",
+                            "--no-progress"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".out.*.partial")):  # the parts' folder: the workers are at work
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+            time.sleep(0.1)
+        time.sleep(1.0)
+        os.killpg(run.pid, signal.SIGINT)
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 130, err
+    assert err.strip() == "lupus-rules run: interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
+    assert _live_in_group(run.pid) == []  # the worker processes are gone (zombies, already exited, aside)
+
+
+def _live_in_group(group: int) -> list[str]:
+    """Processes of the process group ``group`` that have not exited, waiting up to 10 s for them to go."""
+    deadline = time.monotonic() + 10
+    while True:
+        table = subprocess.run(["ps", "-eo", "pgid=,stat=,args="], capture_output=True, text=True).stdout
+        live = [line for line in table.splitlines() if line.split()[0] == str(group) and not line.split()[1].startswith("Z")]
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.2)
