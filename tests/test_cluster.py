@@ -194,12 +194,12 @@ def test_cli_scheduler_local_2_end_to_end(folder, in_process, tmp_path):
     out.mkdir()  # an empty folder is accepted
     env = _env()
     done = subprocess.run([sys.executable, "-m", "lupus_rules", "run", str(folder), "-o", str(out),
-                           "--scheduler", "local:2", "--no-progress"],
+                           "--scheduler", "local:2", "--partition-rows", "800", "--no-progress"],
                           capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 1, done.stderr  # some rows failed: all are still written
     assert "Traceback" not in done.stderr
     assert f"rows: {ROWS:,}" in done.stdout and "failed: 4" in done.stdout
-    assert "partitions: 3 written by" in done.stdout and "scheduler local:2" in done.stdout
+    assert "partitions: 6 written by 2 workers" in done.stdout and "scheduler local:2" in done.stdout
     pd.testing.assert_frame_equal(parts(out), in_process[1])
 
 
@@ -247,6 +247,8 @@ def test_output_that_exists_or_overlaps_the_input_is_refused(folder, tmp_path, c
     assert not (folder / "out").exists()
     assert main(["run", str(folder), "-o", str(tmp_path / "o"), "--scheduler", "local:1", "--excel-safe"]) == 2
     assert "--excel-safe applies to CSV output" in capsys.readouterr().err
+    assert main(["run", str(folder), "-o", str(tmp_path / "o.parquet"), "--partition-rows", "10"]) == 2
+    assert "--partition-rows applies with --scheduler" in capsys.readouterr().err
 
 
 def test_unusable_inputs_are_refused_before_any_cluster(tmp_path, capsys):

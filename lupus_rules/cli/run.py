@@ -64,6 +64,9 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
                              "an address (tcp://host:8786) uses a running 'dask scheduler'; the workers read "
                              "the input and write the parts, only the summary comes back (paths must be the "
                              "same on every worker)")
+    parser.add_argument("--partition-rows", type=positive_int, default=None, metavar="N",
+                        help="with --scheduler: a Parquet file's row groups are grouped into partitions of up to "
+                             "N rows, one part file each (default 250000)")
     parser.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",
                         help="with a scheduler address: seconds to wait for it and its first worker (default 10)")
     parser.set_defaults(func=_run)
@@ -130,6 +133,8 @@ def _load(path: Path | None) -> Rulebook:
 def _run(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         return _run_on_cluster(args)
+    if args.partition_rows is not None:
+        return _fail("run", "--partition-rows applies with --scheduler (it sizes the part files)")
     from ..batch import run_file
 
     check_output_path(args.output, suffixes=SUFFIXES, inputs=(args.input,))
@@ -149,7 +154,7 @@ def _run_on_cluster(args: argparse.Namespace) -> int:
     if args.excel_safe:
         return _fail("run", "--excel-safe applies to CSV output; with --scheduler, -o names a folder of "
                             "Parquet parts")
-    from ..cluster import check_output_dir, input_files, parse_scheduler, run_on_cluster
+    from ..cluster import DEFAULT_PARTITION_ROWS, check_output_dir, input_files, parse_scheduler, run_on_cluster
 
     parse_scheduler(args.scheduler)
     input_files(args.input)
@@ -159,8 +164,8 @@ def _run_on_cluster(args: argparse.Namespace) -> int:
     except RulebookError as exc:
         return _fail("run", f"rules {args.rules} rejected:\n{exc}")
     summary = run_on_cluster(args.input, args.output, args.scheduler, engine=args.engine, rulebook=rulebook,
-                             chunk_size=args.chunk_size, progress=not args.no_progress,
-                             connect_timeout=args.connect_timeout)
+                             chunk_size=args.chunk_size, partition_rows=args.partition_rows or DEFAULT_PARTITION_ROWS,
+                             progress=not args.no_progress, connect_timeout=args.connect_timeout)
     print(summary.format())
     return 0 if summary.ok else 1
 
