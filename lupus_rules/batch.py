@@ -435,7 +435,8 @@ def _evaluate_partition(partition: pd.DataFrame, engine: str, payload: tuple, ch
 
 def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vectorized",
              rulebook: Rulebook | str | Path | None = None, chunk_size: int = 100_000,
-             progress: bool = True, processes: int = 2, *, excel_safe: bool = False) -> BatchSummary:
+             progress: bool = True, processes: int = 2, *, excel_safe: bool = False,
+             scheduler: str | None = None) -> BatchSummary:
     """Stream a CSV or Parquet file of patients through :func:`run_batch`'s chunk code into a file.
 
     Reads ``chunk_size`` rows at a time (CSV: every cell as text, empty =
@@ -453,7 +454,24 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
     :class:`BatchSummary`. Raises :class:`BatchInputError` for unusable input
     (missing file, unusable output path, unknown suffix or column) before
     writing anything.
+
+    ``scheduler`` (extra ``dask``): run on a Dask cluster instead, with
+    :func:`lupus_rules.cluster.run_on_cluster`: ``"local:N"`` (N local worker
+    processes) or a scheduler address (``"tcp://host:8786"``). The input may
+    then also be a folder of Parquet (or CSV) files, ``output_path`` names a
+    new folder that the workers fill with ``part-N.parquet`` files, nothing
+    but counts returns to this process, and a
+    :class:`~lupus_rules.cluster.ClusterSummary` is returned (``processes`` is
+    not used; ``excel_safe`` is refused: the output is Parquet).
     """
+    if scheduler is not None:
+        if excel_safe:
+            raise BatchInputError("excel_safe: applies to CSV output; with a scheduler the output is a "
+                                  "folder of Parquet parts")
+        from .cluster import run_on_cluster
+
+        return run_on_cluster(input_path, output_path, scheduler, engine, rulebook, chunk_size=chunk_size,
+                              progress=progress)
     source, target = Path(input_path), Path(output_path)
     _check_options(engine, chunk_size, processes)
     _check_paths(source, target)

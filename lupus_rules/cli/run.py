@@ -2,7 +2,9 @@
 
 Exit codes of ``run``: 0 every row evaluated, 1 some rows failed (all rows are
 still written, each failed one with its ``error``), 2 unusable input (missing
-file, unknown column, bad rules, bad option or output path). ``generate``: 0 written, 2
+file, unknown column, bad rules, bad option or output path; with ``--scheduler``
+also a bad ``local:N``, an unreachable scheduler, an output folder that exists,
+dask not installed). ``generate``: 0 written, 2
 refused (unknown fact, bad rules, or more rows than ``--limit`` without ``--yes``; ``--sample N``
 writes a seeded random sample of the product instead). Rows, size and time are stated on stderr first.
 """
@@ -43,8 +45,10 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
                     "preferred, recommendations, flags, fired_rules, error, rulebook_version and engine. "
                     "Exit code: 0 all rows evaluated, 1 some rows failed (still written, with their error), "
                     "2 unusable input. " + DISCLAIMER)
-    parser.add_argument("input", type=Path, help="patients: .csv (every cell text, empty = unknown) or .parquet")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="results: .csv or .parquet")
+    parser.add_argument("input", type=Path, help="patients: .csv (every cell text, empty = unknown) or .parquet "
+                                                 "(with --scheduler also a folder of them)")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="results: .csv or .parquet (with --scheduler: a new folder of part-N.parquet files)")
     parser.add_argument("--engine", choices=ENGINES, default="vectorized",
                         help="vectorized (default, fast) or durable (durable-rules, in worker processes)")
     parser.add_argument("--rules", type=Path, default=None,
@@ -55,7 +59,28 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--excel-safe", action="store_true",
                         help="CSV output: prefix text cells a spreadsheet would run as a formula "
                              "(starting with = + - @) with '")
+    parser.add_argument("--scheduler", default=None, metavar="local:N|ADDRESS",
+                        help="evaluate on a Dask cluster (extra dask): local:N starts N worker processes here, "
+                             "an address (tcp://host:8786) uses a running 'dask scheduler'; the workers read "
+                             "the input and write the parts, only the summary comes back (paths must be the "
+                             "same on every worker)")
+    parser.add_argument("--partition-rows", type=positive_int, default=None, metavar="N",
+                        help="with --scheduler: a Parquet file's row groups are grouped into partitions of up to "
+                             "N rows, one part file each (default 250000)")
+    parser.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                        help="with a scheduler address: seconds to wait for it and its first worker (default 10)")
     parser.set_defaults(func=_run)
+
+
+def _seconds(text: str) -> float:
+    """An ``argparse`` type: seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: seconds > 0")
+    return value
 
 
 def _register_generate(subparsers: argparse._SubParsersAction) -> None:
@@ -106,6 +131,10 @@ def _load(path: Path | None) -> Rulebook:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.scheduler is not None:
+        return _run_on_cluster(args)
+    if args.partition_rows is not None:
+        return _fail("run", "--partition-rows applies with --scheduler (it sizes the part files)")
     from ..batch import run_file
 
     check_output_path(args.output, suffixes=SUFFIXES, inputs=(args.input,))
@@ -116,6 +145,27 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_file(args.input, args.output, engine=args.engine, rulebook=rulebook,
                        chunk_size=args.chunk_size, progress=not args.no_progress,
                        processes=args.processes, excel_safe=args.excel_safe)
+    print(summary.format())
+    return 0 if summary.ok else 1
+
+
+def _run_on_cluster(args: argparse.Namespace) -> int:
+    """``run --scheduler``: the input's partitions evaluated and written by Dask workers (issue 12)."""
+    if args.excel_safe:
+        return _fail("run", "--excel-safe applies to CSV output; with --scheduler, -o names a folder of "
+                            "Parquet parts")
+    from ..cluster import DEFAULT_PARTITION_ROWS, check_output_dir, input_files, parse_scheduler, run_on_cluster
+
+    parse_scheduler(args.scheduler)
+    input_files(args.input)
+    check_output_dir(args.output, [args.input])
+    try:
+        rulebook = _load(args.rules)
+    except RulebookError as exc:
+        return _fail("run", f"rules {args.rules} rejected:\n{exc}")
+    summary = run_on_cluster(args.input, args.output, args.scheduler, engine=args.engine, rulebook=rulebook,
+                             chunk_size=args.chunk_size, partition_rows=args.partition_rows or DEFAULT_PARTITION_ROWS,
+                             progress=not args.no_progress, connect_timeout=args.connect_timeout)
     print(summary.format())
     return 0 if summary.ok else 1
 
