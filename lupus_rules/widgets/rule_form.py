@@ -100,7 +100,8 @@ class ConditionRow:
         self.widget = w.HBox([self.subject, self.op, self.value, self.remove])
         self._sync_value()
         self.subject.observe(self._on_subject, names="value")
-        self.op.observe(lambda _: (self._sync_value(), on_change()), names="value")
+        self._quiet = False
+        self.op.observe(self._on_op, names="value")
         self.value.observe(lambda _: on_change(), names="value")
         self.remove.on_click(lambda _: on_remove(self))
         self._on_change = on_change
@@ -138,12 +139,20 @@ class ConditionRow:
         else:
             self.value.placeholder = ", ".join(spec.allowed)[:60]
 
+    def _on_op(self, _: Any) -> None:
+        if not self._quiet:
+            self._sync_value()
+            self._on_change()
+
     def _on_subject(self, _: Any) -> None:
         ops = self._ops(self.subject.value)
         keep = self.op.value if self.op.value in ops else ops[0]
-        with self.op.hold_trait_notifications():
+        self._quiet = True  # one check for the whole switch, not one per intermediate state
+        try:
             self.op.options = ops
             self.op.value = keep
+        finally:
+            self._quiet = False
         self._sync_value()
         self._on_change()
 
