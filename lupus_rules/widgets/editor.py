@@ -51,7 +51,7 @@ def diff_html(diff: str) -> str:
                  "#991b1b;background:#fef2f2" if line.startswith("-") and not line.startswith("---") else
                  "#6b7280" if line.startswith(("@@", "+++", "---")) else "#111827")
         lines.append(f"<span style='color:{color}'>{_e(line) or ' '}</span>")
-    return ("<pre class='lr-diff' style='font-size:14px;line-height:1.35;max-height:360px;overflow:auto;"
+    return ("<pre class='lr-diff' style='font-family:monospace;font-size:14px;line-height:1.35;max-height:360px;overflow:auto;"
             "border:1px solid #e5e7eb;padding:6px;margin:0;white-space:pre-wrap'>" + "\n".join(lines) + "</pre>")
 
 

@@ -98,6 +98,7 @@ class ConditionRow:
         self.value = w.Text(value=value, placeholder="value", layout=w.Layout(width="150px"))
         self.remove = w.Button(description="✕", tooltip="remove this condition", layout=w.Layout(width="38px"))
         self.widget = w.HBox([self.subject, self.op, self.value, self.remove])
+        self.widget.add_class("lr-condition")
         self._sync_value()
         self.subject.observe(self._on_subject, names="value")
         self._quiet = False
@@ -181,6 +182,7 @@ class RecommendRow:
                            layout=w.Layout(width="227px"))
         self.remove = w.Button(description="✕", tooltip="remove this recommendation", layout=w.Layout(width="38px"))
         self.widget = w.HBox([self.agent, self.rank, self.note, self.remove])
+        self.widget.add_class("lr-recommend")
         for control in (self.agent, self.rank, self.note):
             control.observe(lambda _: on_change(), names="value")
         self.remove.on_click(lambda _: on_remove(self))
