@@ -34,7 +34,7 @@ from ..result import DISCLAIMER
 from ..rulebook import DEFAULT_RULES_DIR, Rulebook, load_rulebook
 from ._html import esc as _e
 from .impact_view import ImpactView
-from .rule_form import FORM_STYLE, RuleForm
+from .rule_form import FORM_STYLE, RuleForm, close_tree
 
 __all__ = ["RuleEditor", "diff_html"]
 
@@ -203,7 +203,7 @@ class RuleEditor:
             self._fill_pickers(rule_id)
         book = self.edited
         self.error = ""
-        self.form = None
+        self._close_form()
         self.form = RuleForm(book, rule_data(book, rule_id), lambda fields: edit_rule(book, rule_id, **fields),
                              self._accept, heading=f"Editing {rule_id} ({rule.file})")
         self.form_box.children = (self.form.widget,)
@@ -222,12 +222,23 @@ class RuleEditor:
         new_id = next(f"R-NEW-{n:02d}" for n in range(1, len(taken) + 2) if f"R-NEW-{n:02d}" not in taken)
         template = {"id": new_id, "title": "", "section": anchor.section, "citation": list(anchor.citation),
                     "when": [], "then": {}, "rationale": ""}
-        self.form = None
+        self._close_form()
         self.form = RuleForm(book, template, lambda fields: add_rule(book, fields, after=after), self._accept,
                              heading=f"New rule after {after} in {anchor.file} (joins the rulebook once the "
                                      "loader accepts it)")
         self.form_box.children = (self.form.widget,)
         return self.form
+
+    def _close_form(self) -> None:
+        if self.form is not None:
+            self.form_box.children = ()
+            self.form.close()
+        self.form = None
+
+    def close(self) -> None:
+        """Close every widget of the editor (a notebook that is done with it frees them)."""
+        self._close_form()
+        close_tree(self.widget)
 
     def drop_rule(self, rule_id: str | None = None) -> bool:
         """Drop a rule (default: the selected one); False, with the loader's message in :attr:`error`, if refused."""

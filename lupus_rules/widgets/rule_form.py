@@ -22,7 +22,7 @@ from ..errors import RulebookError
 from ..rulebook import OPERATORS, Rulebook
 from ._html import esc as _e
 
-__all__ = ["RuleForm", "ConditionRow", "RecommendRow", "value_text", "parse_value", "FORM_STYLE"]
+__all__ = ["RuleForm", "ConditionRow", "RecommendRow", "value_text", "parse_value", "close_tree", "FORM_STYLE"]
 
 _DERIVED_OPS = {"holds": "derived", "does not hold": "not_derived"}
 _LABEL = {"description_width": "92px"}
@@ -78,6 +78,16 @@ def parse_value(kind: str, op: str, text: str) -> Any:
     if op in ("in", "not_in"):
         return [part.strip() for part in re.split(r"[,;]", text) if part.strip()]
     return text
+
+
+def close_tree(widget: w.Widget) -> None:
+    """Close a widget and every widget inside it (their views and kernel-side models go away)."""
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    layout = getattr(widget, "layout", None)
+    widget.close()
+    if layout is not None:
+        layout.close()
 
 
 class ConditionRow:
@@ -295,6 +305,7 @@ class RuleForm:
     def _remove_condition(self, row: ConditionRow) -> None:
         self.conditions.remove(row)
         self.condition_box.children = tuple(r.widget for r in self.conditions)
+        close_tree(row.widget)
         self.check()
 
     def _add_recommend(self, data: Mapping[str, Any], check: bool = False) -> RecommendRow:
@@ -308,7 +319,12 @@ class RuleForm:
     def _remove_recommend(self, row: RecommendRow) -> None:
         self.recommend.remove(row)
         self.recommend_box.children = tuple(r.widget for r in self.recommend)
+        close_tree(row.widget)
         self.check()
+
+    def close(self) -> None:
+        """Close every widget of the form (when the editor opens another rule)."""
+        close_tree(self.widget)
 
     def add_condition(self, data: Mapping[str, Any] | None = None) -> ConditionRow:
         """Add a condition row (default: a blank one on the first fact) and re-check."""
