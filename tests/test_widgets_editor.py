@@ -188,3 +188,27 @@ def test_editor_needs_a_rule_folder() -> None:
     book = rulebook_from_documents(load_rulebook().to_documents(), source="")
     with pytest.raises(LupusRulesError, match="not a rule folder"):
         RuleEditor(book, SUITE)
+
+
+def test_picking_a_file_lists_its_rules_and_opens_the_first(folder: Path) -> None:
+    editor = RuleEditor(folder, SUITE, rule_id="R-KID-01")
+    safety = editor.base.rule("R-SAFE-02").file
+    editor.file.value = safety
+    in_file = [r.id for r in sorted(editor.base.rules, key=lambda r: r.position) if r.file == safety]
+    assert [v for _, v in editor.rule.options] == in_file
+    assert editor.form.id.value == in_file[0]
+    editor.rule.value = "R-SAFE-02"
+    assert editor.form.id.value == "R-SAFE-02" and editor.form.error == ""
+    assert "R-SAFE-02" in editor.form.widget.children[0].value  # the heading names the rule being edited
+
+
+def test_the_lab_refuses_out_of_range_thresholds_and_locks_them_when_dropping() -> None:
+    from lupus_rules.widgets import RuleChangeLab
+
+    lab = RuleChangeLab(rule_id="R-KID-01")
+    lab.edit(thresholds={0: -5})
+    assert lab.edited is None and "got -5" in lab.error and "allowed: a number from 0 to 200" in lab.error
+    lab.edit(thresholds={0: 60}, drop=True)
+    assert all(control.disabled for control in lab.thresholds.values())
+    lab.edit(drop=False)
+    assert not any(control.disabled for control in lab.thresholds.values())
