@@ -137,6 +137,14 @@ def test_editor_threshold_edit_updates_the_impact_at_1366x768(editor_app: tuple[
             page.screenshot(path=str(ARTIFACTS / "editor_diff.png"))
             page.get_by_role("button", name="Save").click()
             expect(page.locator(".lr-saved")).to_contain_text("Wrote 20_second_line.yaml")
+
+            page.get_by_role("button", name="+ new rule").click()  # a blank rule: the loader says what it lacks
+            error = page.locator(".lr-form-error")
+            expect(error).to_contain_text("title: missing")
+            expect(error).to_contain_text("then: missing: a rule needs at least one conclusion")
+            page.evaluate("window.scrollTo(0, 0)")
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(ARTIFACTS / "editor_new_rule.png"))
         finally:
             browser.close()
     assert load_rulebook(folder).rule("R-KID-01").when[0].value == 45

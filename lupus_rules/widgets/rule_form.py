@@ -245,9 +245,9 @@ class RuleForm:
         self.recommend: list[RecommendRow] = []
         self.recommend_box = w.VBox()
         self.add_recommend_button = w.Button(description="+ recommend", layout=w.Layout(width="130px"))
-        self.avoid = self._tags(then.get("avoid"), list(rulebook.agents))
-        self.flag = self._tags(then.get("flag"), list(rulebook.flags))
-        self.derive = self._tags(then.get("derive"), list(rulebook.derived_facts))
+        self.avoid = self._tags(then.get("avoid"), list(rulebook.agents), "an agent")
+        self.flag = self._tags(then.get("flag"), list(rulebook.flags), "a flag")
+        self.derive = self._tags(then.get("derive"), list(rulebook.derived_facts), "a derived fact")
         fixed = [f"<b>{key}</b> {_e(', '.join(then[key]))}" for key in ("continue", "caution") if then.get(key)]
         self.kept = w.HTML(("<div style='color:#4b5563'>" + "; ".join(fixed) + " <i>(kept as in the file)</i></div>")
                            if fixed else "")
@@ -279,10 +279,11 @@ class RuleForm:
     # -- building -------------------------------------------------------------------------
 
     @staticmethod
-    def _tags(values: Any, allowed: list[str]) -> w.TagsInput:
+    def _tags(values: Any, allowed: list[str], what: str) -> w.TagsInput:
         values = list(values or [])
         return w.TagsInput(value=values, allowed_tags=allowed + [v for v in values if v not in allowed],
-                           allow_duplicates=False, layout=w.Layout(width="calc(100% - 100px)"))
+                           allow_duplicates=False, placeholder=f"type {what} (e.g. {allowed[0]})" if allowed else "",
+                           layout=w.Layout(width="calc(100% - 100px)"))
 
     @staticmethod
     def _labelled(name: str, control: w.Widget) -> w.HBox:
