@@ -212,3 +212,19 @@ def test_the_lab_refuses_out_of_range_thresholds_and_locks_them_when_dropping() 
     assert all(control.disabled for control in lab.thresholds.values())
     lab.edit(drop=False)
     assert not any(control.disabled for control in lab.thresholds.values())
+
+
+def test_an_edit_after_show_diff_needs_a_new_diff_before_save(folder: Path) -> None:
+    original = _texts(folder)
+    editor = RuleEditor(folder, SUITE, rule_id="R-KID-01")
+    threshold = editor.form.conditions[0].value
+    threshold.value = "45"
+    editor.show_diff()
+    assert not editor.save_button.disabled
+    threshold.value = "50"
+    assert editor.plan is None and editor.save_button.disabled and "Show diff again" in editor.save_html.value
+    threshold.value = "sixty"  # refused: nothing to plan from it, the last accepted edit (50) stands
+    assert editor.edited.rule("R-KID-01").when[0].value == 50
+    assert _texts(folder) == original
+    editor.save()  # saving plans the accepted edit first, then writes it
+    assert load_rulebook(folder).rule("R-KID-01").when[0].value == 50
