@@ -119,7 +119,9 @@ def test_editor_threshold_edit_updates_the_impact_at_1366x768(editor_app: tuple[
             expect(page.locator(".lr-form-error")).to_contain_text(
                 "when[0].value: got -5; allowed: a number from 0 to 200 (the range of egfr)")
             expect(summary).to_contain_text(f"{counts['changed']} of {counts['total']} scenarios changed")
+            expect(page.locator(".lr-impact-held")).to_contain_text("not updated")
             value.fill("45")
+            expect(page.locator(".lr-impact-held")).to_have_count(0)
             expect(page.locator(".lr-form-ok")).to_be_visible()
 
             page.evaluate("window.scrollTo(0, 0)")

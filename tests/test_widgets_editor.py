@@ -62,10 +62,12 @@ def test_threshold_edit_impact_refused_value_diff_save_reload(folder: Path) -> N
     assert "when[0].value: got -5; allowed: a number from 0 to 200 (the range of egfr)" in editor.form.error
     assert "allowed: a number from 0 to 200" in editor.form.message.value
     assert editor.impact is shown and editor.edited is edited
+    assert "not updated" in editor.impact_view.status.value
     condition.value.value = "sixty"
     assert "got 'sixty'" in editor.form.error and editor.impact is shown
     condition.value.value = "45"
     assert editor.form.error == "" and editor.edited.version == edited.version
+    assert editor.impact_view.status.value == ""
     assert _texts(folder) == original, "nothing is written before Save"
 
     plan = editor.show_diff()

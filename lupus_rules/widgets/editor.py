@@ -205,7 +205,7 @@ class RuleEditor:
         self.error = ""
         self._close_form()
         self.form = RuleForm(book, rule_data(book, rule_id), lambda fields: edit_rule(book, rule_id, **fields),
-                             self._accept, heading=f"Editing {rule_id} ({rule.file})")
+                             self._accept, heading=f"Editing {rule_id} ({rule.file})", on_invalid=self._refused)
         self.form_box.children = (self.form.widget,)
         return self.form
 
@@ -225,7 +225,7 @@ class RuleEditor:
         self._close_form()
         self.form = RuleForm(book, template, lambda fields: add_rule(book, fields, after=after), self._accept,
                              heading=f"New rule after {after} in {anchor.file} (joins the rulebook once the "
-                                     "loader accepts it)")
+                                     "loader accepts it)", on_invalid=self._refused)
         self.form_box.children = (self.form.widget,)
         return self.form
 
@@ -278,6 +278,10 @@ class RuleEditor:
             self.plan = None
             self.save_button.disabled = True
             self.save_html.value = "<i>edited since the diff: press Show diff again</i>"
+
+    def _refused(self, message: str) -> None:
+        """The loader refused the form's last change: the impact stays, marked as not updated."""
+        self.impact_view.hold("not updated: the last change is refused by the rule loader (see under the form)")
 
     def _show_impact(self) -> None:
         self.impact_view.show(self.impact)

@@ -211,16 +211,19 @@ class RuleForm:
     """Edit one rule (see the module docstring). ``rulebook`` supplies the vocabulary for the dropdowns.
 
     ``data`` is the rule as written in a rule file (:func:`~lupus_rules.authoring.editing.rule_data`);
-    ``validate(fields)`` returns the edited rulebook or raises RulebookError. After each change
+    ``validate(fields)`` returns the edited rulebook or raises RulebookError, whose message also
+    goes to ``on_invalid``. After each change
     ``rulebook`` (the last accepted result, or None) and ``error`` (the loader's message, or "")
     say where the form stands.
     """
 
     def __init__(self, rulebook: Rulebook, data: Mapping[str, Any], validate: Callable[[dict[str, Any]], Rulebook],
-                 on_valid: Callable[[Rulebook], None] | None = None, heading: str = ""):
+                 on_valid: Callable[[Rulebook], None] | None = None, heading: str = "",
+                 on_invalid: Callable[[str], None] | None = None):
         self.vocabulary_book = rulebook
         self.validate = validate
         self.on_valid = on_valid
+        self.on_invalid = on_invalid
         self.rulebook: Rulebook | None = None
         self.error = ""
         self._loading = True
@@ -360,6 +363,8 @@ class RuleForm:
             lines = "".join(f"<div>{_e(line)}</div>" for line in self.error.splitlines() if line.strip())
             self.message.value = (f"<div class='lr-form-error'><b>Not accepted by the rule loader</b> (the impact "
                                   f"shows the last accepted edit):{lines}</div>")
+            if self.on_invalid is not None:
+                self.on_invalid(self.error)
             return None
         self.rulebook, self.error = book, ""
         self.message.value = "<div class='lr-form-ok'>✓ accepted by the rule loader</div>"
