@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,8 @@ __all__ = [
     "Check",
     "SuiteReport",
     "load_suite",
+    "parse_expectations",
+    "unmet_expectations",
     "check_scenario",
     "check_suite",
     "rule_coverage",
@@ -412,6 +414,20 @@ def _expectations(values: dict[str, str], vocabulary: _Vocabulary) -> tuple[Expe
                         parsed["expect_cautions"]), problems
 
 
+def parse_expectations(values: Mapping[str, str], rulebook: Rulebook | None = None) -> Expectations:
+    """The expectations of one suite row from its cells (``expect_*`` column -> text), as :func:`load_suite` reads them.
+
+    Codes may come from the shipped rulebook or ``rulebook``. Raises
+    :class:`SuiteFormatError` naming the column and what is allowed for every bad cell.
+    """
+    cells = {str(k): ("" if v is None else str(v).strip()) for k, v in values.items()}
+    expect, problems = _expectations(cells, _Vocabulary.of(default_rulebook(), rulebook))
+    if problems:
+        raise SuiteFormatError([SuiteProblem(str(cells.get(ID_COLUMN, "(row)")), 0, 0, column, message)
+                                for column, message in problems])
+    return expect
+
+
 def _preferred(cell: str, vocabulary: _Vocabulary, problems: list[tuple[str, str]]) -> str | None:
     if not cell:
         return None
@@ -445,10 +461,17 @@ def _duplicate_ids(scenarios: Iterable[Scenario]) -> list[SuiteProblem]:
 def check_scenario(scenario: Scenario, rulebook: Rulebook | None = None) -> Check:
     """Evaluate one scenario and compare the result with every expectation it states."""
     result = evaluate(scenario.patient, rulebook)
-    return Check(scenario, result, tuple(_mismatches(scenario.expect, result)))
+    return Check(scenario, result, unmet_expectations(scenario.expect, result))
 
 
-def _mismatches(expect: Expectations, result: Result) -> list[Mismatch]:
+def unmet_expectations(expect: Expectations, result: Result | Any) -> tuple[Mismatch, ...]:
+    """Every expectation of one row that an outcome does not meet (empty = the row passes).
+
+    ``result`` is a :class:`Result` or anything with the same outcome attributes
+    (``preferred``, ``recommendations``, ``flags``, ``fired_rules``, ``continue_``,
+    ``avoided`` (agent codes), ``cautions``), e.g. one row of a batch run; this is
+    the one check :func:`check_scenario` and the rule-change impact both use.
+    """
     out: list[Mismatch] = []
     if expect.preferred is not None:
         actual = result.preferred or NO_PREFERRED
@@ -459,7 +482,7 @@ def _mismatches(expect: Expectations, result: Result) -> list[Mismatch]:
         if bad:
             problem = ("missing: " if must else "must not be present: ") + ";".join(bad)
             out.append(Mismatch(column, ";".join(wanted), ";".join(actual) or "(none)", problem))
-    return out
+    return tuple(out)
 
 
 def _set_expectations(expect: Expectations, result: Result) -> list[tuple[str, tuple[str, ...], tuple[str, ...], bool]]:

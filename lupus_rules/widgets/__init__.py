@@ -6,6 +6,7 @@ The only part of lupus_rules that imports ipywidgets, one module per idea:
 :mod:`.controls` (fact controls, presets), :mod:`.outcome`, :mod:`.trace_view`,
 :mod:`.graph_view`, :mod:`.stepper`, :mod:`.why_not_view`, :mod:`.whatif_view`,
 :mod:`.explorer` (the layout), :mod:`.app` (the Voila page), :mod:`.lab`,
+:mod:`.editor` (the rule editor, with :mod:`.rule_form` and :mod:`.impact_view`),
 :mod:`.plots`. Every decision lives outside: widgets only call ``evaluate``,
 ``explain``, ``words``, ``replay``, ``graph``, ``whatif`` and ``presets`` and
 keep their state in plain attributes, so pytest drives them without a browser.
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 from ..presets import default_scenarios_dir, load_presets
 from .app import app
+from .editor import RuleEditor
 from .explorer import TABS, ScenarioExplorer
+from .impact_view import ImpactView, impact_html
 from .lab import RuleChangeLab, changes_html, with_threshold
 from .outcome import avoided_html, flags_html, outcome_html, preferred_html
 from .plots import plot_preferred_by_manifestation, plot_rule_frequency, preferred_by_manifestation, rule_frequency
@@ -28,6 +31,9 @@ __all__ = [
     "TABS",
     "app",
     "RuleChangeLab",
+    "RuleEditor",
+    "ImpactView",
+    "impact_html",
     "load_presets",
     "default_scenarios_dir",
     "preferred_html",

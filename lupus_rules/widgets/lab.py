@@ -19,6 +19,7 @@ from ..result import DISCLAIMER
 from ..rulebook import Rulebook
 from ._html import esc as _e
 from ._html import table as _table
+from .impact_view import before_after_html, list_diff_html
 
 __all__ = ["RuleChangeLab", "with_threshold", "changes_html"]
 
@@ -52,31 +53,15 @@ def changes_html(changes: pd.DataFrame, descriptions: Mapping[str, str] | None =
         title = _e((descriptions or {}).get(ident, ""))
         rows.append([
             f"<code style='white-space:nowrap' title='{title}'>{_e(ident)}</code>",
-            _before_after(row["preferred_before"] or "none", row["preferred_after"] or "none"),
-            _list_diff(row["recommendations_before"], row["recommendations_after"]),
-            _list_diff(row["flags_before"], row["flags_after"]),
-            _list_diff(row["fired_rules_before"], row["fired_rules_after"], only_changes=True),
+            before_after_html(row["preferred_before"] or "none", row["preferred_after"] or "none"),
+            list_diff_html(row["recommendations_before"], row["recommendations_after"]),
+            list_diff_html(row["flags_before"], row["flags_after"]),
+            list_diff_html(row["fired_rules_before"], row["fired_rules_after"], only_changes=True),
             ", ".join(f"<span style='white-space:nowrap'>{_e(r)}</span>" for r in row["rules"].split(";") if r),
         ])
     return ("<div class='lr-changes'>"
             + _table(["scenario", "preferred before → after", "recommendations (+ added, − removed)",
                       "flags", "fired rules", "rules responsible"], rows) + "</div>")
-
-
-def _before_after(before: str, after: str) -> str:
-    if before == after:
-        return _e(before)
-    return f"<s style='color:#b91c1c'>{_e(before)}</s> &rarr; <b style='color:#166534'>{_e(after)}</b>"
-
-
-def _list_diff(before: str, after: str, only_changes: bool = False) -> str:
-    old = [x for x in str(before).split(";") if x]
-    new = [x for x in str(after).split(";") if x]
-    parts = [f"<span style='color:#166534;white-space:nowrap'>+{_e(x)}</span>" for x in new if x not in old]
-    parts += [f"<span style='color:#b91c1c;white-space:nowrap'>&minus;{_e(x)}</span>" for x in old if x not in new]
-    if not only_changes:
-        parts = [f"<span style='white-space:nowrap'>{_e(x)}</span>" for x in new if x in old] + parts
-    return ", ".join(parts) or "<span style='color:#999'>same</span>"
 
 
 class RuleChangeLab:
@@ -141,6 +126,8 @@ class RuleChangeLab:
         """Rebuild the edited rulebook from the controls and compare it with the original on the suite."""
         from ..authoring import compare
 
+        for control in self.thresholds.values():  # a dropped rule has no threshold to edit
+            control.disabled = bool(self.drop.value)
         try:
             self.edited = self._edited()
         except (LupusRulesError, ValueError) as exc:
