@@ -87,13 +87,42 @@ class FactSpec:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """A rulebook's declared facts, in declaration order, and the measures computed from them."""
+    """A rulebook's declared facts, in declaration order, and the measures computed from them.
+
+    Frozen: built once by :func:`parse_vocabulary` and never changed afterwards (treat the
+    mappings as read-only). Equal vocabularies hash equal, so per-vocabulary work (the
+    engines' column tables, the frame validator's spellings) is cached by vocabulary.
+    """
 
     facts: dict[str, FactSpec]
     measures: dict[str, FactSpec]
     measure_inputs: dict[str, tuple[str, str]]
     measure_signs: dict[str, float]
     statuses: tuple[str, ...]
+
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((tuple(self.facts.items()), tuple(self.measures.items()),
+                           tuple(self.measure_inputs.items()), tuple(self.measure_signs.items()), self.statuses))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Vocabulary):
+            return NotImplemented
+        return (hash(self) == hash(other) and self.statuses == other.statuses and self.facts == other.facts
+                and self.measures == other.measures and self.measure_inputs == other.measure_inputs
+                and self.measure_signs == other.measure_signs
+                and [s.group for s in self.facts.values()] == [s.group for s in other.facts.values()]
+                and [s.group for s in self.measures.values()] == [s.group for s in other.measures.values()])
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_hash", None)  # str hashes differ between processes: recomputed after unpickling
+        return state
 
     def spec(self, name: str) -> FactSpec | None:
         """The fact or measure called ``name``, or None."""

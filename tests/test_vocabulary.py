@@ -124,14 +124,158 @@ def test_a_rule_on_an_undeclared_fact_is_refused_by_name(tmp_path):
     assert (problem.rule_id, problem.field) == ("R-KID-01", "when[0].fact") and "egfr_now" in problem.message
 
 
-def test_a_changed_declaration_is_refused_until_the_engines_read_declared_facts(tmp_path):
-    """Slice 1 checks declarations; an engine cannot run a fact it does not know, so the loader says so."""
-    def add_fact(name: str, text: str) -> str:
-        if name != "rulebook.yaml":
-            return text
-        return text.replace("  facts:\n", "  facts:\n    antiphospholipid_positive: {kind: bool, group: safety, "
-                            "meaning: Antiphospholipid antibodies present.}\n", 1)
+# --- An author adds a fact in YAML alone (issue 8, slice 1) ------------------------------------
+
+NEW_FACT = "antiphospholipid_positive"
+NEW_RULE = "R-APS-01"
+NEW_CAUTION = "aps_before_pregnancy"
+
+
+def _authored_folder(tmp_path: Path) -> Path:
+    """A copy of the shipped rules where the author declared a fact, a caution and a rule testing it."""
+    import shutil
+
+    folder = tmp_path / "rules"
+    shutil.copytree(DEFAULT_RULES_DIR, folder)
+    data = yaml.safe_load((folder / "rulebook.yaml").read_text(encoding="utf-8"))
+    meta = data["rulebook"]
+    meta["facts"][NEW_FACT] = {"kind": "bool", "group": "safety", "default": False,
+                               "meaning": "Antiphospholipid antibodies present (lupus anticoagulant, "
+                                          "anticardiolipin or anti-beta2-glycoprotein I)."}
+    meta["cautions"][NEW_CAUTION] = "Antiphospholipid antibodies - discuss thromboprophylaxis with a specialist."
+    (folder / "rulebook.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
+                                          encoding="utf-8")
+    rule = {"id": NEW_RULE, "title": "Antiphospholipid antibodies need a thrombosis plan",
+            "section": "Safety (authored)", "citation": [1],
+            "when": [{"fact": NEW_FACT, "op": "==", "value": True}],
+            "then": {"caution": [NEW_CAUTION]},
+            "rationale": "An author's test rule: written in YAML only, to show the vocabulary is data."}
+    (folder / "76_authored.yaml").write_text(yaml.safe_dump({"rules": [rule]}, sort_keys=False), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def authored(tmp_path_factory):
+    return load_rulebook(_authored_folder(tmp_path_factory.mktemp("authored")))
+
+
+def test_the_loader_accepts_a_declared_fact(authored):
+    spec = authored.facts[NEW_FACT]
+    assert (spec.kind, spec.group, spec.default) == ("bool", "safety", False)
+    assert NEW_FACT not in FACTS  # the shipped vocabulary is untouched
+    assert authored.rule(NEW_RULE).when[0].fact == NEW_FACT
+    assert list(authored.facts)[:-1] == list(FACTS) and authored.version != default_rulebook().version
+
+
+def test_the_loader_still_refuses_an_undeclared_fact_by_file_key_and_field(tmp_path):
+    folder = _authored_folder(tmp_path)
+    path = folder / "76_authored.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(f"fact: {NEW_FACT}", "fact: antiphospholipid"),
+                    encoding="utf-8")
     with pytest.raises(RulebookError) as info:
-        load_rulebook(_folder(tmp_path, add_fact))
-    assert [(p.file, p.field) for p in info.value.problems] == [("rulebook.yaml", "rulebook.facts")]
-    assert "shipped vocabulary" in info.value.problems[0].message
+        load_rulebook(folder)
+    problem = info.value.problems[0]
+    assert (problem.file, problem.rule_id, problem.field) == ("76_authored.yaml", NEW_RULE, "when[0].fact")
+    assert "antiphospholipid" in problem.message and NEW_FACT in problem.message  # the allowed names list it
+
+
+def test_validation_reads_the_new_fact_for_that_rulebook(authored):
+    import pandas as pd
+
+    from lupus_rules.errors import PatientValidationError
+    from lupus_rules.facts import read_cell, validate_frame, validate_patient
+
+    vocabulary = authored.vocabulary
+    assert validate_patient({NEW_FACT: "true"}, vocabulary)[NEW_FACT] is True
+    assert validate_patient({NEW_FACT: "false"}, vocabulary)[NEW_FACT] is False
+    assert validate_patient({}, vocabulary)[NEW_FACT] is False  # the declared default
+    assert read_cell(NEW_FACT, "TRUE", vocabulary) is True
+    with pytest.raises(PatientValidationError) as info:
+        validate_patient({NEW_FACT: "maybe"}, vocabulary)
+    (error,) = info.value.errors
+    assert (error.field, error.value) == (NEW_FACT, "maybe") and "true or false" in error.allowed
+    with pytest.raises(PatientValidationError):  # the shipped vocabulary does not know the fact
+        validate_patient({NEW_FACT: "true"})
+    typed, errors = validate_frame(pd.DataFrame({NEW_FACT: ["true", "false", "maybe", ""]}), vocabulary)
+    assert typed[NEW_FACT].tolist() == [True, False, False, False]
+    assert errors.tolist()[:2] == ["", ""] and errors.tolist()[3] == ""
+    assert NEW_FACT in errors.tolist()[2] and "'maybe'" in errors.tolist()[2] and "true or false" in errors.tolist()[2]
+
+
+def test_both_engines_fire_the_new_rule(authored):
+    import pandas as pd
+
+    from lupus_rules import evaluate, run_batch
+
+    yes, no = evaluate({NEW_FACT: "true"}, authored), evaluate({NEW_FACT: "false"}, authored)
+    assert NEW_RULE in yes.fired_rules and NEW_CAUTION in yes.cautions
+    assert NEW_RULE not in no.fired_rules and NEW_CAUTION not in no.cautions
+    rows = pd.DataFrame({NEW_FACT: ["true", "false", "maybe"], "egfr": ["70", "70", "70"]})
+    outputs = {}
+    for engine in ("vectorized", "durable"):
+        out = run_batch(rows, engine=engine, rulebook=authored)
+        assert [NEW_RULE in cell.split(";") for cell in out["fired_rules"]] == [True, False, False], engine
+        assert [NEW_CAUTION in cell.split(";") for cell in out["cautions"]] == [True, False, False], engine
+        assert out["error"].iloc[0] == "" and NEW_FACT in out["error"].iloc[2], engine
+        outputs[engine] = out.drop(columns=["engine"])
+    pd.testing.assert_frame_equal(outputs["vectorized"], outputs["durable"])
+
+
+def test_generate_varies_the_new_fact(authored):
+    from lupus_rules.generate import band_columns, cartesian, value_bands
+
+    bands = value_bands(authored)
+    assert bands[NEW_FACT] == [False, True] and band_columns(NEW_FACT, authored.vocabulary) == (NEW_FACT,)
+    rows = cartesian(bands, [NEW_FACT])
+    assert sorted(rows[NEW_FACT]) == ["false", "true"] and list(rows.columns)[1:] == list(authored.facts)
+    assert NEW_FACT not in value_bands(default_rulebook())
+
+
+def test_lint_and_coverage_see_the_new_rule(authored):
+    import pandas as pd
+
+    from lupus_rules.authoring import coverage, lint
+    from lupus_rules.authoring.space import FactSpace
+
+    assert FactSpace(authored).bands[NEW_FACT] == [False, True]
+    report = lint(authored, max_rows=20_000)
+    never = report.findings[report.findings["check"] == "never_fires"]
+    assert not any(NEW_RULE in rules for rules in never["rules"]), never
+    suite = pd.DataFrame({"scenario_id": ["A", "B"], NEW_FACT: ["true", "false"]})
+    cover = coverage(suite, authored, propose=False)
+    fired = cover.rules.set_index("rule_id")["scenarios"]
+    assert fired[NEW_RULE] == 1
+    condition = cover.conditions[cover.conditions["rule_id"] == NEW_RULE].iloc[0]
+    assert (condition["true"], condition["false"], bool(condition["both"])) == (1, 1, True)
+
+
+def test_an_uncovered_new_rule_gets_a_proposed_row(authored):
+    from lupus_rules.authoring.coverage import propose_rows
+
+    rows, unreachable = propose_rows(authored, [NEW_RULE])
+    assert unreachable == () and rows.iloc[0][NEW_FACT] == "true" and rows.iloc[0]["expect_fired"] == NEW_RULE
+
+
+def test_the_explorer_builds_a_control_for_the_new_fact(authored):
+    pytest.importorskip("ipywidgets")
+    from lupus_rules.widgets.controls import BoolControl
+    from lupus_rules.widgets.explorer import ScenarioExplorer
+
+    explorer = ScenarioExplorer(authored, presets={})
+    assert isinstance(explorer.controls[NEW_FACT], BoolControl)
+    assert NEW_FACT in explorer.panel.groups["safety"]
+    explorer.set_facts({NEW_FACT: True})
+    assert NEW_RULE in explorer.result.fired_rules and NEW_CAUTION in explorer.result.cautions
+
+
+def test_the_data_dictionary_lists_the_new_fact(authored):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("render_docs", Path(__file__).parent.parent / "tools" /
+                                                  "render_docs.py")
+    render_docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render_docs)
+    rows = [line for line in render_docs.data_dictionary(authored).splitlines() if f"`{NEW_FACT}`" in line]
+    assert len(rows) == 1 and "| bool |" in rows[0] and "Antiphospholipid antibodies present" in rows[0]
+    assert render_docs.data_dictionary() == render_docs.data_dictionary(default_rulebook())
+    assert f"`{NEW_FACT}`" not in render_docs.data_dictionary()
