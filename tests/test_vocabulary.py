@@ -73,6 +73,11 @@ BAD = [
      "one of not_tried"),
     ("facts", "X-1", {"kind": "bool", "meaning": "m", "group": "g"}, "facts.X-1", "lower-case"),
     ("facts", "x", "bool", "facts.x", "a mapping"),
+    ("facts", "error", {"kind": "bool", "meaning": "m", "group": "g"}, "facts.error", "choose another name"),
+    ("facts", "expect_x", {"kind": "bool", "meaning": "m", "group": "g"}, "facts.expect_x", "expect_*"),
+    ("facts", "sid", {"kind": "bool", "meaning": "m", "group": "g"}, "facts.sid", "choose another name"),
+    ("facts", "manifestations__joint", {"kind": "bool", "meaning": "m", "group": "g"},
+     "facts.manifestations__joint", "member columns"),
     ("measures", "m", {"formula": "ratio", "current": "egfr", "baseline": "egfr_baseline", "range": [None, 1],
                        "meaning": "m"}, "measures.m.formula", "reduction_pct"),
     ("measures", "m", {"formula": "change_pct", "current": "bullous", "baseline": "egfr_baseline",
@@ -89,6 +94,14 @@ def test_bad_declarations_are_named(section, name, declaration, field, fragment)
     found = [p for p in info.value.problems if p.field == field]
     assert found and fragment in found[0].message, info.value.problems
     assert all(p.file == "rulebook.yaml" for p in info.value.problems)
+
+
+def test_reserved_names_cover_every_other_file_column():
+    from lupus_rules.batch import OUTCOME_COLUMNS, PASSTHROUGH_COLUMNS, PASSTHROUGH_PREFIX
+    from lupus_rules.vocabulary import RESERVED_NAMES, RESERVED_PREFIX
+
+    assert set(OUTCOME_COLUMNS) | set(PASSTHROUGH_COLUMNS) <= RESERVED_NAMES
+    assert RESERVED_PREFIX == PASSTHROUGH_PREFIX and not RESERVED_NAMES & (set(FACTS) | set(MEASURES))
 
 
 def test_statuses_must_be_distinct_names():
@@ -279,3 +292,41 @@ def test_the_data_dictionary_lists_the_new_fact(authored):
     assert len(rows) == 1 and "| bool |" in rows[0] and "Antiphospholipid antibodies present" in rows[0]
     assert render_docs.data_dictionary() == render_docs.data_dictionary(default_rulebook())
     assert f"`{NEW_FACT}`" not in render_docs.data_dictionary()
+
+
+def test_durable_worker_processes_rebuild_the_new_fact(authored):
+    import pandas as pd
+
+    from lupus_rules import run_batch
+    from lupus_rules.batch import POOL_MIN_ROWS
+
+    rows = pd.DataFrame({NEW_FACT: ["true", "false"] * (POOL_MIN_ROWS // 2 + 1)})
+    out = run_batch(rows, engine="durable", rulebook=authored, processes=2)
+    fired = out["fired_rules"].str.split(";").apply(lambda ids: NEW_RULE in ids)
+    assert fired.tolist() == (rows[NEW_FACT] == "true").tolist() and (out["error"] == "").all()
+
+
+def test_vocabularies_hash_by_content_and_survive_pickling(authored):
+    import pickle
+
+    from lupus_rules.facts import validate_patient
+
+    again = load_rulebook(Path(authored.source))
+    assert again.vocabulary is not authored.vocabulary
+    assert again.vocabulary == authored.vocabulary and hash(again.vocabulary) == hash(authored.vocabulary)
+    assert authored.vocabulary != shipped_vocabulary() and "_hash" not in pickle.loads(
+        pickle.dumps(authored.vocabulary)).__dict__
+    assert pickle.loads(pickle.dumps(authored.vocabulary)) == authored.vocabulary
+    patient = validate_patient({NEW_FACT: True}, authored.vocabulary)
+    assert validate_patient(patient, again.vocabulary) is patient  # an equal vocabulary: no second check
+    assert default_rulebook().vocabulary is shipped_vocabulary()  # the shipped facts: one shared instance
+
+
+def test_a_changed_group_is_a_different_vocabulary(tmp_path):
+    def regroup(name: str, text: str) -> str:
+        if name != "rulebook.yaml":
+            return text
+        return text.replace("      group: safety\n", "      group: cautions\n", 1)
+    book = load_rulebook(_folder(tmp_path, regroup))
+    assert book.vocabulary != shipped_vocabulary() and "cautions" in book.vocabulary.groups()
+    assert book.facts == FACTS  # same facts otherwise: the shipped patients and rows still fit
