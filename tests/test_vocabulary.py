@@ -330,3 +330,79 @@ def test_a_changed_group_is_a_different_vocabulary(tmp_path):
     book = load_rulebook(_folder(tmp_path, regroup))
     assert book.vocabulary != shipped_vocabulary() and "cautions" in book.vocabulary.groups()
     assert book.facts == FACTS  # same facts otherwise: the shipped patients and rows still fit
+
+
+def _every_kind_folder(tmp_path: Path) -> Path:
+    """An author's copy declaring a fact of every kind, a measure, and a rule testing each."""
+    folder = _authored_folder(tmp_path)
+    data = yaml.safe_load((folder / "rulebook.yaml").read_text(encoding="utf-8"))
+    meta = data["rulebook"]
+    meta["facts"].update({
+        "anti_dsdna": {"kind": "number", "range": [0, 1000], "unit": "IU/mL", "group": "serology",
+                       "meaning": "Current anti-dsDNA antibody level."},
+        "anti_dsdna_baseline": {"kind": "number", "range": [0, 1000], "unit": "IU/mL", "group": "serology",
+                                "meaning": "Anti-dsDNA level at the start of the regimen."},
+        "antibodies": {"kind": "set", "members": ["lupus_anticoagulant", "anticardiolipin", "anti_b2gp1"],
+                       "group": "serology", "meaning": "Antiphospholipid antibodies found."},
+        "warfarin": {"kind": "status", "group": "serology", "meaning": "History with warfarin."},
+    })
+    meta["measures"]["anti_dsdna_change_pct"] = {"formula": "change_pct", "current": "anti_dsdna",
+                                                 "baseline": "anti_dsdna_baseline", "range": [-100, None],
+                                                 "unit": "%", "meaning": "Change of anti-dsDNA from baseline."}
+    meta["cautions"].update({"new_number": "n", "new_set": "s", "new_status": "t", "new_measure": "m"})
+    (folder / "rulebook.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
+                                          encoding="utf-8")
+
+    def rule(rule_id: str, condition: dict, caution: str) -> dict:
+        return {"id": rule_id, "title": rule_id, "section": "Authored", "citation": [1], "when": [condition],
+                "then": {"caution": [caution]}, "rationale": "A test rule on an authored fact."}
+    rules = [rule("R-NEW-NUM", {"fact": "anti_dsdna", "op": ">=", "value": 200}, "new_number"),
+             rule("R-NEW-SET", {"fact": "antibodies", "op": "has", "value": "anticardiolipin"}, "new_set"),
+             rule("R-NEW-STATUS", {"fact": "warfarin", "op": "in", "value": ["current", "effective"]}, "new_status"),
+             rule("R-NEW-MEAS", {"fact": "anti_dsdna_change_pct", "op": "<=", "value": -50}, "new_measure")]
+    (folder / "77_every_kind.yaml").write_text(yaml.safe_dump({"rules": rules}, sort_keys=False), encoding="utf-8")
+    return folder
+
+
+def test_authored_facts_of_every_kind_run_the_same_on_both_engines(tmp_path):
+    import pandas as pd
+
+    from lupus_rules import evaluate, run_batch
+    from lupus_rules.explain import why_not
+    from lupus_rules.generate import cartesian, count, value_bands
+
+    book = load_rulebook(_every_kind_folder(tmp_path))
+    bands = value_bands(book)
+    assert bands["warfarin"] == list(STATUSES) and len(bands["antibodies"]) == 8
+    assert any(c == 200 for c, _ in bands["anti_dsdna"])  # the pair band probes the threshold ...
+    assert any(c > 0 and b > 0 and c <= b / 2 for c, b in bands["anti_dsdna"])  # ... and the measure's
+    keys = ["antibodies", "warfarin", "anti_dsdna"]
+    rows = cartesian(bands, keys)
+    assert len(rows) == count(bands, keys) and {"anti_dsdna", "anti_dsdna_baseline"} <= set(rows.columns)
+    rows = rows.astype({c: "str" for c in rows.columns}).replace("nan", "")
+    fast = run_batch(rows, engine="vectorized", rulebook=book)
+    slow = run_batch(rows, engine="durable", rulebook=book, processes=1)
+    pd.testing.assert_frame_equal(fast.drop(columns=["engine"]), slow.drop(columns=["engine"]))
+    fired = fast["fired_rules"].str.split(";")
+    for rule_id in ("R-NEW-NUM", "R-NEW-SET", "R-NEW-STATUS", "R-NEW-MEAS"):
+        hits = fired.apply(lambda ids: rule_id in ids)
+        assert hits.any() and not hits.all(), rule_id
+    result = evaluate({"anti_dsdna": "150", "anti_dsdna_baseline": "100", "antibodies": "anti_b2gp1"}, book)
+    assert result.patient["anti_dsdna_change_pct"] == 50.0
+    fixes = {item.rule_id: item.fix for item in why_not(result, book)}
+    assert fixes["R-NEW-NUM"].fact == "anti_dsdna" and fixes["R-NEW-NUM"].new >= 200
+    assert "anticardiolipin" in fixes["R-NEW-SET"].describe()
+
+
+def test_the_explorer_groups_authored_facts_of_every_kind(tmp_path):
+    pytest.importorskip("ipywidgets")
+    from lupus_rules.widgets.controls import ControlPanel, NumberControl, SetControl, StatusControl
+
+    book = load_rulebook(_every_kind_folder(tmp_path))
+    panel = ControlPanel(book)
+    assert panel.groups["serology"] == ("anti_dsdna", "anti_dsdna_baseline", "antibodies", "warfarin")
+    kinds = {name: type(panel.controls[name]) for name in panel.groups["serology"]}
+    assert kinds == {"anti_dsdna": NumberControl, "anti_dsdna_baseline": NumberControl,
+                     "antibodies": SetControl, "warfarin": StatusControl}
+    panel.controls["anti_dsdna"].type("2000")  # outside the declared range: refused with field and range
+    assert any("anti_dsdna" in e and "0 to 1000" in e for e in panel.errors())
