@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ import pandas as pd
 from .engines import ENGINES
 from .errors import BatchInputError, EngineError, PatientValidationError
 from .facts import FACTS, validate_frame
+from .vocabulary import Vocabulary
 from .output import SUFFIXES, atomic_output, check_output_path
 from .result import DISCLAIMER
 from .rulebook import Rulebook, load_rulebook, rulebook_from_documents
@@ -66,37 +68,48 @@ PASSTHROUGH_PREFIX = "expect_"
 POOL_MIN_ROWS = 500
 
 _OUTCOMES = OUTCOME_COLUMNS[:OUTCOME_COLUMNS.index("error")]  # what an engine decides
-_REASON = re.compile(r"(?:^|; )(" + "|".join(sorted(map(re.escape, FACTS), key=len, reverse=True)) + r"): got ")
+
+
+@lru_cache(maxsize=8)
+def _reason_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    """Matches a field name at the start of one message of an ``error`` cell."""
+    return re.compile(r"(?:^|; )(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r"): got ")
 
 
 # --- columns ----------------------------------------------------------------------------------
 
 
-def check_columns(columns: Iterable[object]) -> list[str]:
+def check_columns(columns: Iterable[object], vocabulary: Vocabulary | None = None) -> list[str]:
     """The fact columns among ``columns``; raise :class:`BatchInputError` naming every unknown one.
 
-    Allowed: the facts of :data:`~lupus_rules.facts.FACTS`, ``scenario_id``,
-    ``description`` and any column starting with ``expect_``.
+    Allowed: the facts of ``vocabulary`` (a rulebook's; None = the shipped
+    :data:`~lupus_rules.facts.FACTS`), ``scenario_id``, ``description`` and any
+    column starting with ``expect_``.
     """
+    known = FACTS if vocabulary is None else vocabulary.facts
     facts: list[str] = []
     unknown: list[str] = []
     for column in columns:
         name = str(column)
-        if name in FACTS:
+        if name in known:
             facts.append(name)
         elif name not in PASSTHROUGH_COLUMNS and not name.startswith(PASSTHROUGH_PREFIX):
             unknown.append(name)
     if unknown:
         raise BatchInputError(
             f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"allowed: the facts {', '.join(FACTS)}; or {', '.join(PASSTHROUGH_COLUMNS)}, "
+            f"allowed: the facts {', '.join(known)}; or {', '.join(PASSTHROUGH_COLUMNS)}, "
             f"{PASSTHROUGH_PREFIX}*")
     return facts
 
 
-def failure_reasons(error: str) -> list[str]:
-    """The fields an ``error`` cell names (each bad field once, in order); ``['other']`` if none."""
-    found = list(dict.fromkeys(_REASON.findall(error)))
+def failure_reasons(error: str, vocabulary: Vocabulary | None = None) -> list[str]:
+    """The fields an ``error`` cell names (each bad field once, in order); ``['other']`` if none.
+
+    Fields are the facts of ``vocabulary`` (a rulebook's; None = the shipped ones).
+    """
+    found = list(dict.fromkeys(_reason_pattern(tuple(FACTS if vocabulary is None else vocabulary.facts))
+                               .findall(error)))
     return found or ["other"]
 
 
@@ -118,6 +131,7 @@ class BatchSummary:
     failures: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     output: str = ""
+    vocabulary: Vocabulary | None = field(default=None, repr=False, compare=False)  # whose facts errors name
 
     @property
     def rows_per_second(self) -> float:
@@ -135,7 +149,7 @@ class BatchSummary:
         bad = errors[errors != ""]
         self.rows += len(result)
         self.failed += len(bad)
-        counts = Counter(reason for error in bad for reason in failure_reasons(str(error)))
+        counts = Counter(reason for error in bad for reason in failure_reasons(str(error), self.vocabulary))
         for reason, n in counts.items():
             self.failures[reason] = self.failures.get(reason, 0) + n
 
@@ -196,7 +210,7 @@ def _outcome_frame(index: pd.Index, outcomes: dict[str, Sequence[str] | pd.Serie
 def _vectorized_outcomes(chunk: pd.DataFrame, facts: list[str], rulebook: Rulebook) -> pd.DataFrame:
     from .engines.vectorized import evaluate_frame
 
-    typed, errors = validate_frame(chunk[facts])
+    typed, errors = validate_frame(chunk[facts], rulebook.vocabulary)
     outcomes = evaluate_frame(typed, rulebook)
     good = errors == ""
     if not good.all():
@@ -259,7 +273,7 @@ class _Evaluator:
         A row with a non-empty ``read_errors`` entry (a row the file reader
         could not read) is not evaluated: its ``error`` is that entry.
         """
-        facts = check_columns(chunk.columns)
+        facts = check_columns(chunk.columns, self.rulebook.vocabulary)
         unread = None if read_errors is None else np.asarray(read_errors, dtype=object) != ""
         work = chunk
         if unread is not None and unread.any():
@@ -374,7 +388,7 @@ def run_batch(data: Any, engine: str = "vectorized", rulebook: Rulebook | str | 
         return _run_dask(data, engine, book, chunk_size)
     if not isinstance(data, pd.DataFrame):
         raise BatchInputError(f"data: got {type(data).__name__}; allowed: a pandas or Dask DataFrame")
-    check_columns(data.columns)
+    check_columns(data.columns, book.vocabulary)
     with _Evaluator(engine, book, processes) as evaluator:
         parts = [evaluator.evaluate(chunk) for chunk in _progress(_slices(data, chunk_size), len(data), progress)]
     return parts[0] if len(parts) == 1 else pd.concat(parts)
@@ -410,7 +424,7 @@ def _is_dask(data: object) -> bool:
 
 def _run_dask(data: Any, engine: str, rulebook: Rulebook, chunk_size: int) -> Any:
     """Lazy per-partition evaluation; the rulebook travels as plain documents plus its version."""
-    check_columns(data.columns)
+    check_columns(data.columns, rulebook.vocabulary)
     payload = (rulebook.to_documents(), rulebook.version, rulebook.source)
     meta = _evaluate_partition(data._meta, engine, payload, chunk_size)
     return data.map_partitions(_evaluate_partition, engine, payload, chunk_size, meta=meta)
@@ -475,10 +489,10 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
     source, target = Path(input_path), Path(output_path)
     _check_options(engine, chunk_size, processes)
     _check_paths(source, target)
-    check_columns(_read_columns(source))
-    _check_flat(source, target)
     book = _rulebook(rulebook)
-    summary = BatchSummary(book.version, engine, output=str(target))
+    check_columns(_read_columns(source), book.vocabulary)
+    _check_flat(source, target)
+    summary = BatchSummary(book.version, engine, output=str(target), vocabulary=book.vocabulary)
     total = _count_rows(source) if progress else None
     started = time.perf_counter()
     with _Evaluator(engine, book, processes) as evaluator:

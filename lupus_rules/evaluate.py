@@ -32,7 +32,8 @@ def evaluate(patient: Mapping[str, object] | Patient, rulebook: Rulebook | str |
     """Evaluate one patient with forward chaining on durable-rules.
 
     ``patient`` is a mapping of facts (Python values or CSV strings) or a
-    validated :class:`~lupus_rules.facts.Patient`; bad facts raise
+    validated :class:`~lupus_rules.facts.Patient`, checked against the
+    rulebook's own facts (``rulebook.vocabulary``); bad facts raise
     :class:`~lupus_rules.errors.PatientValidationError` naming each field.
     ``rulebook``: a :class:`~lupus_rules.rulebook.Rulebook`, a folder of rule
     files (``RulebookError`` if unusable), or ``None`` for the shipped one;
@@ -41,8 +42,8 @@ def evaluate(patient: Mapping[str, object] | Patient, rulebook: Rulebook | str |
     """
     from .engines import durable  # imported here so that importing lupus_rules stays light
 
-    checked = validate_patient(patient)
     book = _rulebook(rulebook)
+    checked = validate_patient(patient, book.vocabulary)
     fired = durable.shared().fire(checked, book)
     return result_from_fired(book, checked, fired, engine="durable")
 

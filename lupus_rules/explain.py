@@ -20,15 +20,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import pandas as pd
 
 from .evaluate import default_rulebook, evaluate
-from .facts import FACTS, MEASURE_INPUTS, MEASURES, FactSpec, Patient, validate_patient
+from .facts import FactSpec, Patient, validate_patient
 from .result import Result
 from .rulebook import Condition, Rule, Rulebook
+from .vocabulary import Vocabulary, shipped_vocabulary
 
 __all__ = [
     "FailedCondition",
@@ -41,9 +42,8 @@ __all__ = [
     "derivation_table",
 ]
 
-#: The sign of each measure's formula: measure = sign * (current - baseline) / baseline * 100
-#: (see facts.compute_measures); its inputs are facts.MEASURE_INPUTS.
-_MEASURE_SIGN: dict[str, float] = {"upcr_reduction_pct": -1.0, "egfr_change_pct": 1.0}
+# A measure = sign * (current - baseline) / baseline * 100 (facts.compute_measures), with its
+# sign and inputs as the rulebook declares them (vocabulary.measure_signs / measure_inputs).
 
 
 # ---------------------------------------------------------------------------------------
@@ -76,10 +76,11 @@ class FactChange:
     old: object
     new: object
     preferred_after: str | None = None
+    spec: FactSpec | None = field(default=None, compare=False, repr=False)  # the fact (None: a shipped fact)
 
     def describe(self) -> str:
         """The change in words, e.g. ``"set egfr to 60 (now 40)"``."""
-        spec = FACTS[self.fact]
+        spec = self.spec if self.spec is not None else _spec(self.fact, shipped_vocabulary())
         if spec.kind == "set":
             old, new = set(self.old), set(self.new)  # type: ignore[call-overload]
             if new - old:
@@ -151,25 +152,29 @@ def _compare(value: float, op: str, target: float) -> bool:
 
 
 def describe_failure(condition: Condition, patient: Mapping[str, object],
-                     derivers: Mapping[str, tuple[str, ...]] | None = None) -> FailedCondition:
+                     derivers: Mapping[str, tuple[str, ...]] | None = None,
+                     vocabulary: Vocabulary | None = None) -> FailedCondition:
     """The failed ``condition`` in words with the patient's actual value.
 
     ``derivers`` (derived fact -> ids of fired rules that derived it) lets a
-    failed ``not_derived`` name the rules responsible.
+    failed ``not_derived`` name the rules responsible. ``vocabulary``: whose
+    facts (default: the patient's own when it is a :class:`Patient`, else the shipped ones).
     """
+    if vocabulary is None:
+        vocabulary = patient.vocabulary if isinstance(patient, Patient) else shipped_vocabulary()
     if condition.kind == "derived":
         return FailedCondition(condition, False, f"{condition.fact} was not derived, needs it derived")
     if condition.kind == "not_derived":
         by = (derivers or {}).get(condition.fact, ())
         source = f" (by {', '.join(by)})" if by else ""
         return FailedCondition(condition, True, f"{condition.fact} was derived{source}, needs it not derived")
-    spec = _spec(condition.fact)
+    spec = _spec(condition.fact, vocabulary)
     value = patient[condition.fact]
     shown = _show(spec, value)
     unit = f" {spec.unit}" if spec.unit else ""
     op, target = condition.op, condition.value
     needs = _needs(op, target, unit)
-    return FailedCondition(condition, _plain_value(value), f"{condition.fact} is {shown}, {needs}")
+    return FailedCondition(condition, _plain_value(value, spec), f"{condition.fact} is {shown}, {needs}")
 
 
 def _needs(op: str, target: object, unit: str) -> str:
@@ -192,8 +197,11 @@ def _needs(op: str, target: object, unit: str) -> str:
     return f"needs {op} {_plain(target)}{unit}"
 
 
-def _spec(name: str) -> FactSpec:
-    return FACTS.get(name) or MEASURES[name]
+def _spec(name: str, vocabulary: Vocabulary) -> FactSpec:
+    spec = vocabulary.spec(name)
+    if spec is None:
+        raise KeyError(f"{name!r} is not a fact of this rulebook")
+    return spec
 
 
 def _plain(value: object) -> str:
@@ -204,9 +212,9 @@ def _plain(value: object) -> str:
     return str(value)
 
 
-def _plain_value(value: object) -> object:
+def _plain_value(value: object, spec: FactSpec) -> object:
     if isinstance(value, frozenset):
-        return tuple(m for m in FACTS["manifestations"].allowed if m in value)
+        return tuple(m for m in spec.allowed if m in value)
     return value
 
 
@@ -240,7 +248,7 @@ def why_not(result_or_patient: Result | Patient | Mapping[str, object],
     for rule in book.rules:
         if rule.id in fired:
             continue
-        failed = tuple(describe_failure(c, patient, derivers) for c in rule.when
+        failed = tuple(describe_failure(c, patient, derivers, book.vocabulary) for c in rule.when
                        if not condition_holds(c, patient, result.derived))
         if not failed:  # cannot happen when the engines agree; say so rather than hide it
             raise RuntimeError(f"rule {rule.id} did not fire although all its conditions hold")
@@ -273,6 +281,7 @@ class _FixSearch:
 
     def __init__(self, book: Rulebook, patient: Patient):
         self.book = book
+        self.vocabulary = book.vocabulary
         self.patient = patient
         self.facts = patient.facts()
         self.upstream = _upstream_facts(book)
@@ -290,7 +299,7 @@ class _FixSearch:
                     continue
                 result = self._verify(fact, value)
                 if result is not None and rule.id in result.fired_rules:
-                    return FactChange(fact, self.facts[fact], value, result.preferred)
+                    return FactChange(fact, self.facts[fact], value, result.preferred, self.vocabulary.facts[fact])
         return None
 
     def _facts_to_try(self, failed: tuple[FailedCondition, ...]) -> list[str]:
@@ -306,12 +315,13 @@ class _FixSearch:
     def _reach(self, condition: Condition) -> tuple[str, ...]:
         if condition.kind != "fact":
             return self.upstream.get(condition.fact, ())
-        if condition.fact in MEASURE_INPUTS:
-            return MEASURE_INPUTS[condition.fact]
+        inputs = self.vocabulary.measure_inputs
+        if condition.fact in inputs:
+            return inputs[condition.fact]
         return (condition.fact,)
 
     def _values(self, fact: str) -> list[object]:
-        spec, current = FACTS[fact], self.facts[fact]
+        spec, current = self.vocabulary.facts[fact], self.facts[fact]
         if spec.kind == "set":
             return [frozenset(set(current) ^ {m}) for m in spec.allowed]  # type: ignore[arg-type]
         if spec.kind == "status":
@@ -321,10 +331,10 @@ class _FixSearch:
         return self._numbers(fact, current)  # type: ignore[arg-type]
 
     def _numbers(self, fact: str, current: float | None) -> list[object]:
-        spec = FACTS[fact]
+        spec = self.vocabulary.facts[fact]
         values: set[float] = set(self.thresholds.get(fact, ()))
-        for measure, (cur_name, base_name) in MEASURE_INPUTS.items():
-            sign = _MEASURE_SIGN[measure]
+        for measure, (cur_name, base_name) in self.vocabulary.measure_inputs.items():
+            sign = self.vocabulary.measure_signs[measure]
             if fact in (cur_name, base_name):
                 other = self.facts[base_name if fact == cur_name else cur_name]
                 for target in self.thresholds.get(measure, ()) + (0.0,):
@@ -340,7 +350,7 @@ class _FixSearch:
     def _changed(self, fact: str, value: object) -> Patient:
         facts = dict(self.facts)
         facts[fact] = value
-        return validate_patient(facts)
+        return validate_patient(facts, self.vocabulary)
 
     def _screen(self, fact: str, value: object) -> frozenset[str] | None:
         key = (fact, value)
@@ -387,7 +397,7 @@ def _thresholds(book: Rulebook) -> dict[str, tuple[float, ...]]:
         for c in rule.when:
             if c.kind != "fact" or c.op not in ("<", "<=", ">", ">="):
                 continue
-            spec = _spec(c.fact)
+            spec = _spec(c.fact, book.vocabulary)
             step = 1.0 if (spec.maximum or 0) >= 100 else 0.1
             t = float(c.value)
             values = out.setdefault(c.fact, set())
@@ -409,7 +419,8 @@ def _upstream_facts(book: Rulebook) -> dict[str, tuple[str, ...]]:
         for rule in producers.get(name, ()):
             for c in rule.when:
                 if c.kind == "fact":
-                    inputs = MEASURE_INPUTS[c.fact] if c.fact in MEASURE_INPUTS else (c.fact,)
+                    measured = book.vocabulary.measure_inputs
+                    inputs = measured[c.fact] if c.fact in measured else (c.fact,)
                     facts += [f for f in inputs if f not in facts]
                 elif c.fact not in seen:
                     facts += [f for f in visit(c.fact, seen | {c.fact}) if f not in facts]
@@ -496,7 +507,7 @@ def _draw_rule(graph: _Graph, rule: Rule, result: Result, fired: bool) -> None:
     patient = result.patient
     for c in rule.when:
         if c.kind == "fact":
-            spec = _spec(c.fact)
+            spec = _spec(c.fact, patient.vocabulary)
             source = graph.node(_node_id("f", c.fact), f"{c.fact} = {_show(spec, patient[c.fact])}", "fact", _ROUND)
             graph.edge(source, rule_node, fired, "" if fired else c.describe())
         elif c.kind == "derived":
@@ -550,7 +561,7 @@ def derivation_table(result: Result, rulebook: Rulebook | None = None) -> pd.Dat
             "rule": rule.id,
             "title": rule.title,
             "stratum": rule.stratum,
-            "matched": ", ".join(f"{k}={_show(_spec(k), v) if k in FACTS or k in MEASURES else v}"
+            "matched": ", ".join(f"{k}={_show(spec, v) if (spec := book.vocabulary.spec(k)) is not None else v}"
                                  for k, v in step.matched.items()) or "every patient",
             "derives": ", ".join(rule.derive),
             "recommends": ", ".join(f"{r.agent} ({r.rank})" for r in rule.recommend),

@@ -1,8 +1,12 @@
 """The patient fact schema: every fact a rule may test, and its validation.
 
-One table (:data:`FACTS`) drives everything that needs to know the facts:
-validation of a patient, the README data dictionary, the engines' encoding,
-the scenario generator's value bands and the notebook controls. Two
+A rulebook declares its facts (:class:`~lupus_rules.vocabulary.Vocabulary`,
+``rulebook.vocabulary``); that table drives everything that needs to know the
+facts: validation of a patient, the README data dictionary, the engines'
+encoding, the scenario generator's value bands and the notebook controls.
+:data:`FACTS` is the shipped rulebook's table. Every function here that reads
+facts takes an optional ``vocabulary`` (a rulebook's); ``None`` means the
+shipped one. Two
 *measures* (:data:`MEASURES`) are computed from pairs of facts (change from
 baseline) so that rules compare plain numbers; both engines use
 :func:`compute_measures` so they agree to the last bit.
@@ -21,7 +25,7 @@ from numbers import Real
 import numpy as np
 
 from .errors import FieldError, PatientValidationError
-from .vocabulary import FactSpec, shipped_vocabulary
+from .vocabulary import FactSpec, Vocabulary, shipped_vocabulary
 
 __all__ = [
     "FactSpec",
@@ -64,19 +68,26 @@ def quantize(values: np.ndarray | float) -> np.ndarray:
     return np.round(np.asarray(values, dtype=float), DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def fact_names() -> tuple[str, ...]:
-    """Names a rule condition may test: input facts, then measures."""
-    return tuple(FACTS) + tuple(MEASURES)
+def _vocab(vocabulary: Vocabulary | None) -> Vocabulary:
+    """The given vocabulary, or the shipped rulebook's when None."""
+    return _SHIPPED if vocabulary is None else vocabulary
 
 
-def compute_measures(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Compute every measure from arrays of its inputs (NaN = unknown).
+def fact_names(vocabulary: Vocabulary | None = None) -> tuple[str, ...]:
+    """Names a rule condition may test: input facts, then measures (of ``vocabulary``; None = shipped)."""
+    return _vocab(vocabulary).names()
+
+
+def compute_measures(values: Mapping[str, np.ndarray], vocabulary: Vocabulary | None = None
+                     ) -> dict[str, np.ndarray]:
+    """Compute every measure of ``vocabulary`` (None = shipped) from arrays of its inputs (NaN = unknown).
 
     One implementation serves one patient (arrays of length 1) and a batch
     (long arrays), so the durable and vectorized engines see identical numbers.
     """
-    return {name: _percent_change(values[baseline], values[current], _SHIPPED.measure_signs[name])
-            for name, (current, baseline) in MEASURE_INPUTS.items()}
+    vocabulary = _vocab(vocabulary)
+    return {name: _percent_change(values[baseline], values[current], vocabulary.measure_signs[name])
+            for name, (current, baseline) in vocabulary.measure_inputs.items()}
 
 
 def _percent_change(baseline: np.ndarray, current: np.ndarray, sign: float = -1.0) -> np.ndarray:
@@ -93,13 +104,20 @@ class Patient(Mapping[str, object]):
     """One validated patient: every fact (defaults filled in) plus computed measures.
 
     Read it like a dict (``patient["egfr"]``); unknown numbers are ``None``.
-    Build it with :func:`validate_patient`, which is the only way in.
+    Build it with :func:`validate_patient`, which is the only way in; it keeps
+    the vocabulary it was checked against (:attr:`vocabulary`).
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_values", "_vocabulary")
 
-    def __init__(self, values: dict[str, object]):
+    def __init__(self, values: dict[str, object], vocabulary: Vocabulary | None = None):
         self._values = values
+        self._vocabulary = _vocab(vocabulary)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The facts this patient was validated against (a rulebook's, or the shipped ones)."""
+        return self._vocabulary
 
     def __getitem__(self, key: str) -> object:
         return self._values[key]
@@ -111,7 +129,7 @@ class Patient(Mapping[str, object]):
         return len(self._values)
 
     def __repr__(self) -> str:
-        shown = {k: v for k, v in self.facts().items() if v != FACTS[k].default}
+        shown = {k: v for k, v in self.facts().items() if v != self._vocabulary.facts[k].default}
         return f"Patient({shown!r})"
 
     def __eq__(self, other: object) -> bool:
@@ -122,20 +140,20 @@ class Patient(Mapping[str, object]):
 
     def facts(self) -> dict[str, object]:
         """The input facts only (no measures), as given or defaulted."""
-        return {name: self._values[name] for name in FACTS}
+        return {name: self._values[name] for name in self._vocabulary.facts}
 
     def to_row(self) -> dict[str, object]:
         """The input facts as CSV cells (see :func:`csv_cell`)."""
-        return {name: csv_cell(name, self._values[name]) for name in FACTS}
+        return {name: csv_cell(name, self._values[name], self._vocabulary) for name in self._vocabulary.facts}
 
 
-def csv_cell(name: str, value: object) -> object:
+def csv_cell(name: str, value: object, vocabulary: Vocabulary | None = None) -> object:
     """One fact value as a CSV cell: sets ';'-joined, bools 'true'/'false', unknown numbers ''.
 
     The inverse of what :func:`validate_patient` reads, used wherever rows are written for people
-    (scenario files, proposed suite rows, trace tables).
+    (scenario files, proposed suite rows, trace tables). ``vocabulary``: whose fact ``name`` is (None = shipped).
     """
-    spec = FACTS[name]
+    spec = _vocab(vocabulary).facts[name]
     if spec.kind == "set":
         return ";".join(m for m in spec.allowed if m in value)  # type: ignore[operator]
     if spec.kind == "bool":
@@ -146,7 +164,7 @@ def csv_cell(name: str, value: object) -> object:
     return value
 
 
-def validate_patient(data: Mapping[str, object] | Patient) -> Patient:
+def validate_patient(data: Mapping[str, object] | Patient, vocabulary: Vocabulary | None = None) -> Patient:
     """Check and type one patient's facts; raise with every bad field named.
 
     Accepts Python values (``True``, ``{"nephritis"}``, ``45.0``) and CSV cell
@@ -155,9 +173,15 @@ def validate_patient(data: Mapping[str, object] | Patient) -> Patient:
     Missing facts take their defaults. Raises :class:`PatientValidationError`
     listing each field, the value given and what is allowed; anything that is
     not a mapping of fact names (``None``, a string) is refused the same way.
+    ``vocabulary``: the facts to check against (a rulebook's; None = shipped). A
+    :class:`Patient` checked against another vocabulary is checked again.
     """
+    vocabulary = _vocab(vocabulary)
     if isinstance(data, Patient):
-        return data
+        if data.vocabulary is vocabulary or data.vocabulary == vocabulary:
+            return data
+        data = data.facts()
+    facts, measure_inputs = vocabulary.facts, vocabulary.measure_inputs
     if not isinstance(data, Mapping):
         if not (hasattr(data, "keys") and hasattr(data, "items")):  # a pandas Series (one row) is read as a mapping
             raise PatientValidationError([FieldError("patient", _shown(data), _PATIENT_ALLOWED)])
@@ -165,9 +189,9 @@ def validate_patient(data: Mapping[str, object] | Patient) -> Patient:
     errors: list[FieldError] = []
     values: dict[str, object] = {}
     for key in data:
-        if key not in FACTS:
-            errors.append(FieldError(str(key), _shown(data[key]), "a known fact: " + ", ".join(FACTS)))
-    for name, spec in FACTS.items():
+        if key not in facts:
+            errors.append(FieldError(str(key), _shown(data[key]), "a known fact: " + ", ".join(facts)))
+    for name, spec in facts.items():
         raw = data.get(name, None)
         try:
             values[name] = _read(spec, raw)
@@ -176,17 +200,17 @@ def validate_patient(data: Mapping[str, object] | Patient) -> Patient:
     if errors:
         raise PatientValidationError(errors)
     arrays = {name: np.array([np.nan if values[name] is None else values[name]], dtype=float)
-              for pair in MEASURE_INPUTS.values() for name in pair}
-    for name, array in compute_measures(arrays).items():
+              for pair in measure_inputs.values() for name in pair}
+    for name, array in compute_measures(arrays, vocabulary).items():
         number = float(array[0])
         values[name] = None if math.isnan(number) else number
-    return Patient(values)
+    return Patient(values, vocabulary)
 
 
 _PATIENT_ALLOWED = "a mapping of fact names to values, e.g. {'egfr': 45, 'manifestations': 'nephritis'}"
 
 
-def read_cell(name: str, raw: object) -> object:
+def read_cell(name: str | FactSpec, raw: object, vocabulary: Vocabulary | None = None) -> object:
     """What one cell means for fact ``name``: the typed value, or the fact's default when unknown.
 
     The one reading every path shares (:func:`validate_patient`,
@@ -220,12 +244,15 @@ def read_cell(name: str, raw: object) -> object:
     unknown), a set as a frozenset. Raises :class:`PatientValidationError`
     (one :class:`FieldError` naming field, value and what is allowed) for a
     cell the fact does not allow; never another exception.
+
+    ``name`` is a fact of ``vocabulary`` (a rulebook's; None = shipped), or the
+    fact's :class:`FactSpec` itself.
     """
-    spec = FACTS[name]
+    spec = name if isinstance(name, FactSpec) else _vocab(vocabulary).facts[name]
     try:
         return _read(spec, raw)
     except _Refused as refused:
-        raise PatientValidationError([FieldError(name, _shown(raw), spec.allowed_text() + refused.note)]) from None
+        raise PatientValidationError([FieldError(spec.name, _shown(raw), spec.allowed_text() + refused.note)]) from None
 
 
 def is_unknown(raw: object) -> bool:
@@ -397,14 +424,15 @@ def member_column(fact: str, member: str) -> str:
     return f"{fact}__{member}"
 
 
-def validate_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+def validate_frame(df: pd.DataFrame, vocabulary: Vocabulary | None = None) -> tuple[pd.DataFrame, pd.Series]:
     """Check and type many patients at once; one bad row never loses the others.
 
     ``df`` has one column per fact (CSV strings or typed values, as
     :func:`validate_patient` accepts them); missing columns take the facts'
     defaults and extra columns are ignored (the caller reports them). Row ``i``
     is judged exactly as ``validate_patient`` judges ``df.to_dict("records")[i]``
-    restricted to the fact columns.
+    restricted to the fact columns. ``vocabulary``: the facts to check against
+    (a rulebook's; None = shipped).
 
     Returns ``(typed, errors)``, both indexed like ``df``:
 
@@ -419,10 +447,12 @@ def validate_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """
     import pandas as pd  # imported on use: `import lupus_rules` stays light
 
+    vocabulary = _vocab(vocabulary)
+    facts = vocabulary.facts
     n = len(df)
     columns: dict[str, np.ndarray] = {}
     bad_fields: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, messages) per fact, fact order
-    for name, spec in FACTS.items():
+    for name, spec in facts.items():
         if name in df.columns:
             values, bad_rows, messages = _validate_column(spec, df[name])
         else:
@@ -434,14 +464,14 @@ def validate_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     if len(bad_rows):
         bad = np.zeros(n, dtype=bool)
         bad[bad_rows] = True
-        for name, spec in FACTS.items():
+        for name, spec in facts.items():
             _reset_to_default(spec, columns, bad)
-    for name, spec in FACTS.items():
+    for name, spec in facts.items():
         if spec.kind == "number":
             columns[name] = quantize(columns[name])
-    inputs = {key: columns[key] for pair in MEASURE_INPUTS.values() for key in pair}
-    columns.update(compute_measures(inputs))
-    typed = pd.DataFrame(_to_frame_columns(columns), index=df.index, copy=False)
+    inputs = {key: columns[key] for pair in vocabulary.measure_inputs.values() for key in pair}
+    columns.update(compute_measures(inputs, vocabulary))
+    typed = pd.DataFrame(_to_frame_columns(columns, vocabulary), index=df.index, copy=False)
     errors = pd.Series(_error_texts(n, bad_rows, messages), index=df.index, dtype="str", name="errors", copy=False)
     return typed, errors
 
@@ -471,13 +501,14 @@ def _reset_to_default(spec: FactSpec, columns: dict[str, np.ndarray], bad: np.nd
     columns[spec.name][bad] = _default_values(spec, 1)[0]
 
 
-def _to_frame_columns(columns: dict[str, np.ndarray]) -> dict[str, object]:
+def _to_frame_columns(columns: dict[str, np.ndarray], vocabulary: Vocabulary) -> dict[str, object]:
     import pandas as pd
 
     out: dict[str, object] = {}
+    facts, categories = vocabulary.facts, list(vocabulary.statuses)
     for name, values in columns.items():
-        if name in FACTS and FACTS[name].kind == "status":
-            out[name] = pd.Categorical.from_codes(values, categories=list(STATUSES))
+        if name in facts and facts[name].kind == "status":
+            out[name] = pd.Categorical.from_codes(values, categories=categories)
         else:
             out[name] = values
     return out
@@ -727,12 +758,14 @@ def _canonical(spec: FactSpec) -> list[str]:
     return [";".join(m for i, m in enumerate(members) if k >> i & 1) for k in range(1 << len(members))]
 
 
-@lru_cache(maxsize=None)
-def _spellings(name: str) -> tuple[np.ndarray, pa.Array]:
-    """A fact's canonical spellings, typed by validate_patient's own coercion, and as an Arrow value set."""
+@lru_cache(maxsize=256)
+def _spellings(spec: FactSpec) -> tuple[np.ndarray, pa.Array]:
+    """A fact's canonical spellings, typed by validate_patient's own coercion, and as an Arrow value set.
+
+    Cached by the spec (its kind and allowed values decide the spellings), so each vocabulary's facts share it.
+    """
     import pyarrow as pa
 
-    spec = FACTS[name]
     spellings = np.array(_canonical(spec), dtype=object)
     typed, bad = _coerce_each(spec, spellings)
     assert not bad.any(), "a canonical spelling must be valid"
@@ -743,7 +776,7 @@ def _spellings(name: str) -> tuple[np.ndarray, pa.Array]:
 def _arrow_lookup(spec: FactSpec, column: pd.Series, cells: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import pyarrow.compute as pc
 
-    typed, value_set = _spellings(spec.name)
+    typed, value_set = _spellings(spec)
     found = pc.fill_null(pc.index_in(cells, value_set=value_set), -1)
     index = np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.intp)
     other = np.flatnonzero(index < 0)

@@ -27,6 +27,7 @@ import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import GenerateError
-from .facts import FACTS, MEASURE_INPUTS, MEASURES, FactSpec, compute_measures
+from .facts import FactSpec, compute_measures
 from .rulebook import Condition, Rulebook
+from .vocabulary import Vocabulary, shipped_vocabulary
 
 __all__ = [
     "Bands",
@@ -57,9 +59,29 @@ __all__ = [
     "SCENARIO_ID",
 ]
 
-#: A band key -> the values worth testing. Plain facts hold scalars (frozenset,
-#: str, bool or float with NaN = unknown); paired facts hold (current, baseline) tuples.
-Bands = dict[str, list]
+class Bands(dict):
+    """A band key -> the values worth testing, and the facts they were read from.
+
+    Plain facts hold scalars (frozenset, str, bool or float with NaN = unknown);
+    paired facts hold (current, baseline) tuples. ``vocabulary`` is the
+    rulebook's (:func:`value_bands` sets it), so the rows built from the bands
+    have that rulebook's columns; a plain dict of bands means the shipped facts.
+    """
+
+    def __init__(self, *args: Any, vocabulary: Vocabulary | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.vocabulary: Vocabulary = shipped_vocabulary() if vocabulary is None else vocabulary
+
+    def __reduce__(self) -> tuple:
+        return (_bands, (dict(self), self.vocabulary))
+
+
+def _bands(values: dict, vocabulary: Vocabulary) -> Bands:
+    return Bands(values, vocabulary=vocabulary)
+
+
+def _vocabulary_of(bands: Bands | dict) -> Vocabulary:
+    return getattr(bands, "vocabulary", None) or shipped_vocabulary()
 
 #: Name of the scenario id column :func:`cartesian` writes first.
 SCENARIO_ID = "scenario_id"
@@ -73,19 +95,21 @@ _THRESHOLD_OPS = ("<", "<=", ">", ">=")
 def value_bands(rulebook: Rulebook) -> Bands:
     """The values worth testing for every fact, read from ``rulebook``'s conditions.
 
-    Keys follow :data:`~lupus_rules.facts.FACTS` order; a baseline fact has no
+    Keys follow the order of the rulebook's facts (``rulebook.vocabulary``); a baseline fact has no
     key of its own but travels with its current fact (``"upcr"`` holds
     ``(upcr, upcr_baseline)`` pairs reaching every threshold on ``upcr`` *and*
     on ``upcr_reduction_pct``). Values are deduplicated; numbers come unknown
     (NaN) first, then ascending.
     """
     thresholds = _thresholds(rulebook)
-    bands: Bands = {}
-    for name, spec in FACTS.items():
-        if name in _BASELINES:
+    vocabulary = rulebook.vocabulary
+    layout = _layout(vocabulary)
+    bands = Bands(vocabulary=vocabulary)
+    for name, spec in vocabulary.facts.items():
+        if name in layout.baselines:
             continue
-        if name in _PAIR_OF:
-            bands[name] = _pair_band(_PAIR_OF[name], thresholds)
+        if name in layout.pair_of:
+            bands[name] = _pair_band(layout.pair_of[name], thresholds, vocabulary)
         elif spec.kind == "set":
             bands[name] = _subsets(spec)
         elif spec.kind == "status":
@@ -97,12 +121,17 @@ def value_bands(rulebook: Rulebook) -> Bands:
     return bands
 
 
-def band_columns(key: str) -> tuple[str, ...]:
-    """The scenario columns band ``key`` fills: one fact, or (current, baseline) for a pair."""
-    if key in _PAIR_OF:
-        return _pair_names(_PAIR_OF[key])
-    if key not in FACTS or key in _BASELINES:
-        raise GenerateError(f"{key!r} is not a band; bands: {', '.join(_band_keys())}")
+def band_columns(key: str, vocabulary: Vocabulary | None = None) -> tuple[str, ...]:
+    """The scenario columns band ``key`` fills: one fact, or (current, baseline) for a pair.
+
+    ``vocabulary``: the rulebook's facts (None = the shipped ones; ``bands.vocabulary`` for bands).
+    """
+    vocabulary = shipped_vocabulary() if vocabulary is None else vocabulary
+    layout = _layout(vocabulary)
+    if key in layout.pair_of:
+        return _pair_names(layout.pair_of[key], vocabulary)
+    if key not in vocabulary.facts or key in layout.baselines:
+        raise GenerateError(f"{key!r} is not a band; bands: {', '.join(layout.band_keys)}")
     return (key,)
 
 
@@ -115,12 +144,13 @@ def resolve_facts(bands: Bands, facts: Iterable[str] | None) -> list[str]:
     """
     if facts is None:
         return list(bands)
+    aliases = _layout(_vocabulary_of(bands)).aliases
     keys: list[str] = []
     for raw in facts:
         name = str(raw).strip()
-        key = _ALIASES.get(name, name)
+        key = aliases.get(name, name)
         if key not in bands:
-            allowed = ", ".join(list(bands) + sorted(_ALIASES))
+            allowed = ", ".join(list(bands) + sorted(aliases))
             raise GenerateError(f"unknown fact {name!r}; allowed: {allowed}")
         if key not in keys:
             keys.append(key)
@@ -146,8 +176,8 @@ def iter_cartesian(bands: Bands, facts: Iterable[str] | None = None,
                    chunk_size: int = 100_000) -> Iterator[pd.DataFrame]:
     """Yield the product of the chosen facts' bands in chunks of at most ``chunk_size`` rows.
 
-    Columns: ``scenario_id`` (``gen-0001`` ...) then every fact of
-    :data:`~lupus_rules.facts.FACTS` in CSV cell form, ready for
+    Columns: ``scenario_id`` (``gen-0001`` ...) then every fact of the
+    bands' vocabulary (``bands.vocabulary``, the rulebook's) in CSV cell form, ready for
     ``lupus-rules run``: sets ``';'``-joined, bools ``'true'``/``'false'``,
     statuses as text, numbers as floats with NaN = unknown (write with
     ``na_rep=''``). Unchosen facts take their defaults. The last chosen fact
@@ -231,10 +261,11 @@ def _rows_at(bands: Bands, keys: list[str], sizes: list[int], index: np.ndarray,
     n = len(index)
     picks = _picks(keys, sizes, index)
     columns: dict[str, object] = {SCENARIO_ID: [f"gen-{i + 1:0{width}d}" for i in index.tolist()]}
-    for name, spec in FACTS.items():
+    vocabulary = _vocabulary_of(bands)
+    for name, spec in vocabulary.facts.items():
         columns[name] = _default_column(spec, n)
     for key in keys:
-        for column, cells in zip(band_columns(key), _cells(key, bands[key])):
+        for column, cells in zip(band_columns(key, vocabulary), _cells(key, bands[key], vocabulary)):
             columns[column] = cells[picks[key]]
     return pd.DataFrame(columns)
 
@@ -275,24 +306,26 @@ class _TableMaker:
         self.sizes = [len(bands[key]) for key in keys]
         self.total = math.prod(self.sizes)
         self.width = len(str(self.total))
-        self.floats = {name for name, spec in FACTS.items() if spec.kind == "number" and not numbers_as_text}
+        vocabulary = self.vocabulary = _vocabulary_of(bands)
+        facts = vocabulary.facts
+        self.floats = {name for name, spec in facts.items() if spec.kind == "number" and not numbers_as_text}
         self.columns: dict[str, tuple[str, Any]] = {}
-        for name, spec in FACTS.items():  # unchosen facts: their default, as a one-value dictionary
+        for name, spec in facts.items():  # unchosen facts: their default, as a one-value dictionary
             default = None if spec.kind == "number" else _cell(spec, spec.default)
             self.columns[name] = ("default", None if name in self.floats else pa.array([default], pa.string()))
         for key in keys:
-            for column, cells in zip(band_columns(key), _cells(key, bands[key])):
+            for column, cells in zip(band_columns(key, vocabulary), _cells(key, bands[key], vocabulary)):
                 self.columns[column] = (key, self._dictionary(column, cells))
         self.schema = pa.schema([pa.field(SCENARIO_ID, pa.string())] + [
             pa.field(name, pa.float64() if name in self.floats else pa.dictionary(pa.int32(), pa.string()))
-            for name in FACTS])
+            for name in facts])
 
     def _dictionary(self, column: str, cells: np.ndarray) -> Any:
         import pyarrow as pa
 
         if column in self.floats:
             return cells
-        if FACTS[column].kind == "number":
+        if self.vocabulary.facts[column].kind == "number":
             return pa.array(cells, type=pa.float64(), from_pandas=True).cast(pa.string())
         return pa.array(cells.tolist(), pa.string())
 
@@ -514,12 +547,12 @@ def _time_text(seconds: float) -> str:
 # --- cell form --------------------------------------------------------------------------------
 
 
-def _cells(key: str, values: list) -> list[np.ndarray]:
+def _cells(key: str, values: list, vocabulary: Vocabulary) -> list[np.ndarray]:
     """One numpy array of CSV cells per column the band fills."""
-    if key in _PAIR_OF:
+    if key in _layout(vocabulary).pair_of:
         pairs = np.array(values, dtype=float).reshape(len(values), 2)
         return [pairs[:, 0], pairs[:, 1]]
-    return [_cell_array(FACTS[key], values)]
+    return [_cell_array(vocabulary.facts[key], values)]
 
 
 def _cell_array(spec: FactSpec, values: Sequence) -> np.ndarray:
@@ -634,13 +667,14 @@ def _subsets(spec: FactSpec) -> list[frozenset[str]]:
 # --- paired facts (measures) ------------------------------------------------------------------
 
 
-def _pair_names(measure: str) -> tuple[str, str]:
+def _pair_names(measure: str, vocabulary: Vocabulary) -> tuple[str, str]:
     """(current, baseline) fact names of a measure."""
-    current, baseline = MEASURE_INPUTS[measure]
+    current, baseline = vocabulary.measure_inputs[measure]
     return current, baseline
 
 
-def _pair_band(measure: str, thresholds: dict[str, list[float]]) -> list[tuple[float, float]]:
+def _pair_band(measure: str, thresholds: dict[str, list[float]], vocabulary: Vocabulary
+               ) -> list[tuple[float, float]]:
     """(current, baseline) pairs reaching every threshold on the current fact, the baseline and the measure.
 
     Besides unknown/known combinations, every current value is paired with a
@@ -648,20 +682,21 @@ def _pair_band(measure: str, thresholds: dict[str, list[float]]) -> list[tuple[f
     of its thresholds (and at typical values between them), so joint
     conditions such as ``upcr < 3`` *and* ``upcr_reduction_pct >= 50`` are probed.
     """
-    current, baseline = _pair_names(measure)
-    currents = _number_values(FACTS[current], thresholds.get(current, []))
-    baselines = _number_values(FACTS[baseline], thresholds.get(baseline, []))
-    typical_current = _typical_of(FACTS[current], thresholds.get(current, []))
-    typical_baseline = _typical_of(FACTS[baseline], thresholds.get(baseline, []))
+    current, baseline = _pair_names(measure, vocabulary)
+    facts = vocabulary.facts
+    currents = _number_values(facts[current], thresholds.get(current, []))
+    baselines = _number_values(facts[baseline], thresholds.get(baseline, []))
+    typical_current = _typical_of(facts[current], thresholds.get(current, []))
+    typical_baseline = _typical_of(facts[baseline], thresholds.get(baseline, []))
     pairs: list[tuple[float, float]] = [(math.nan, math.nan), (typical_current, math.nan),
                                         (math.nan, typical_baseline)]
     limits = thresholds.get(measure, [])
-    targets = _number_values(MEASURES[measure], limits)
+    targets = _number_values(vocabulary.measures[measure], limits)
     grid_current = np.repeat(np.asarray(currents, dtype=float), len(targets))
     grid_target = np.tile(np.asarray(targets, dtype=float), len(currents))
     exact = np.isin(grid_target, limits)
     tolerance = _step(limits) / 10 if limits else 1.0
-    found = _baselines_for(measure, grid_current, grid_target, exact, tolerance)
+    found = _baselines_for(measure, grid_current, grid_target, exact, tolerance, vocabulary)
     pairs += [(c, b) for c, b in zip(grid_current.tolist(), found.tolist()) if not math.isnan(b)]
     if thresholds.get(baseline):
         pairs += [(typical_current, b) for b in baselines]
@@ -678,53 +713,61 @@ def _typical_of(spec: FactSpec, thresholds: Sequence[float]) -> float:
     return typicals[len(typicals) // 2] if typicals else thresholds[0]
 
 
-def _measure(measure: str, current: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+def _measure(measure: str, current: np.ndarray, baseline: np.ndarray, vocabulary: Vocabulary) -> np.ndarray:
     """The measure exactly as the engines compute it (:func:`compute_measures`)."""
-    name_current, name_baseline = _pair_names(measure)
-    arrays = {name: np.full(len(baseline), np.nan) for pair in MEASURE_INPUTS.values() for name in pair}
+    name_current, name_baseline = _pair_names(measure, vocabulary)
+    arrays = {name: np.full(len(baseline), np.nan) for pair in vocabulary.measure_inputs.values() for name in pair}
     arrays[name_current] = np.asarray(current, dtype=float)
     arrays[name_baseline] = np.asarray(baseline, dtype=float)
-    return compute_measures(arrays)[measure]
+    return compute_measures(arrays, vocabulary)[measure]
 
 
 def _baselines_for(measure: str, current: np.ndarray, target: np.ndarray, exact: np.ndarray,
-                   tolerance: float) -> np.ndarray:
+                   tolerance: float, vocabulary: Vocabulary) -> np.ndarray:
     """Per (current, target): a short decimal baseline giving the target; NaN when out of range.
 
     ``exact`` targets must be reached exactly, the others within ``tolerance``.
     Solved by bisection over the baseline fact's range with the engines' own
     formula, so the value reached is the value the rules will see.
     """
-    _, baseline_name = _pair_names(measure)
-    lo, hi = _range(FACTS[baseline_name])
+    _, baseline_name = _pair_names(measure, vocabulary)
+    lo, hi = _range(vocabulary.facts[baseline_name])
     a = np.full(len(target), max(lo, 1e-9))
     b = np.full(len(target), hi)
-    f_a, f_b = _measure(measure, current, a), _measure(measure, current, b)
+    f_a, f_b = _measure(measure, current, a, vocabulary), _measure(measure, current, b, vocabulary)
     reachable = (np.fmin(f_a, f_b) <= target) & (target <= np.fmax(f_a, f_b))
     rising = f_b > f_a
     for _ in range(200):
         mid = (a + b) / 2
-        below = (_measure(measure, current, mid) < target) == rising
+        below = (_measure(measure, current, mid, vocabulary) < target) == rising
         a = np.where(below, mid, a)
         b = np.where(below, b, mid)
     chosen = np.full(len(target), np.nan)
     center = (a + b) / 2
     for candidate in [*(np.round(center, d) for d in range(16)), center, a, b]:
-        value = _measure(measure, current, candidate)
+        value = _measure(measure, current, candidate, vocabulary)
         good = np.where(exact, value == target, np.abs(value - target) <= tolerance)
         take = reachable & good & np.isnan(chosen)
         chosen[take] = candidate[take]
     return chosen
 
 
-# facts.MEASURE_INPUTS lists each measure's inputs as (current, baseline).
-_PAIR_OF: dict[str, str] = {current: m for m, (current, _) in MEASURE_INPUTS.items()}
-_BASELINES: frozenset[str] = frozenset(baseline for _, baseline in MEASURE_INPUTS.values())
-_ALIASES: dict[str, str] = {
-    **{baseline: current for current, baseline in MEASURE_INPUTS.values()},
-    **{m: current for m, (current, _) in MEASURE_INPUTS.items()},
-}
+@dataclass(frozen=True)
+class _Layout:
+    """How a vocabulary's facts form bands: measures pair their current and baseline facts."""
+
+    pair_of: dict[str, str]  # current fact -> its measure
+    baselines: frozenset[str]  # baseline facts (no band of their own)
+    aliases: dict[str, str]  # baseline fact or measure -> the band key (its current fact)
+    band_keys: tuple[str, ...]
 
 
-def _band_keys() -> list[str]:
-    return [name for name in FACTS if name not in _BASELINES]
+@lru_cache(maxsize=16)
+def _layout(vocabulary: Vocabulary) -> _Layout:
+    """The band layout of one vocabulary (its measure_inputs list each measure's (current, baseline))."""
+    inputs = vocabulary.measure_inputs
+    baselines = frozenset(baseline for _, baseline in inputs.values())
+    aliases = {**{baseline: current for current, baseline in inputs.values()},
+               **{m: current for m, (current, _) in inputs.items()}}
+    return _Layout({current: m for m, (current, _) in inputs.items()}, baselines, aliases,
+                   tuple(name for name in vocabulary.facts if name not in baselines))

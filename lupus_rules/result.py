@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .facts import FACTS, Patient
+from .facts import Patient
 from .notice import DISCLAIMER
 from .rulebook import Rule, Rulebook
 
@@ -203,7 +203,7 @@ def matched_facts(rule: Rule, patient: Patient) -> dict[str, object]:
         if condition.kind == "fact":
             value = patient[condition.fact]
             if isinstance(value, frozenset):
-                value = tuple(m for m in FACTS["manifestations"].allowed if m in value)
+                value = tuple(m for m in patient.vocabulary.facts[condition.fact].allowed if m in value)
             matched[condition.fact] = value
         else:
             matched[condition.fact] = condition.kind == "derived"

@@ -461,7 +461,10 @@ class _Loader:
         return meta, name
 
     def _vocabulary(self, meta: dict[str, Any], file: str) -> Vocabulary:
-        """The declared facts; the shipped ones when the section declares none (older rule folders)."""
+        """The declared facts; the shipped ones when the section declares none (older rule folders).
+
+        Every path that takes this rulebook reads its facts from here (``Rulebook.vocabulary``).
+        """
         if not any(key in meta for key in ("statuses", "facts", "measures")):
             return shipped_vocabulary()
         try:
@@ -469,10 +472,8 @@ class _Loader:
         except RulebookError as exc:
             self.problems += exc.problems
             return shipped_vocabulary()
-        if vocabulary != shipped_vocabulary():
-            self.problem(file, None, "rulebook.facts", "differs from the shipped vocabulary; the engines read "
-                         "the shipped facts until declared facts are wired through (issue 8, slice 1b)")
-        return vocabulary
+        shipped = shipped_vocabulary()
+        return shipped if vocabulary == shipped else vocabulary  # one shared instance for the shipped facts
 
     def _references(self, meta: dict[str, Any], file: str) -> dict[int, str]:
         raw = meta.get("references") or {}

@@ -25,6 +25,7 @@ from .evaluate import default_rulebook, evaluate
 from .facts import FACTS, Patient, validate_patient
 from .result import DISCLAIMER, Result
 from .rulebook import Rulebook
+from .vocabulary import Vocabulary as FactVocabulary
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -234,7 +235,8 @@ def load_suite(path: str | Path, rulebook: Rulebook | None = None) -> list[Scena
     Agent codes, flag codes and rule ids must exist in the shipped rulebook
     or in ``rulebook`` (so a suite still loads against an edited rulebook
     that dropped a rule: the rows naming it then fail their check instead).
-    Raises :class:`SuiteFormatError` listing every problem (file, row,
+    Fact columns are those of ``rulebook`` (its declared facts; the shipped
+    ones without a rulebook). Raises :class:`SuiteFormatError` listing every problem (file, row,
     column), never only the first.
     """
     vocabulary = _Vocabulary.of(default_rulebook(), rulebook)
@@ -259,6 +261,7 @@ class _Vocabulary:
     flags: tuple[str, ...]
     rule_ids: tuple[str, ...]
     cautions: tuple[str, ...] = ()
+    facts: FactVocabulary | None = None  # the fact columns: the last rulebook's (None = the shipped facts)
 
     @classmethod
     def of(cls, *books: Rulebook | None) -> _Vocabulary:
@@ -266,13 +269,15 @@ class _Vocabulary:
         flags: dict[str, None] = {}
         rule_ids: dict[str, None] = {}
         cautions: dict[str, None] = {}
+        facts = None
         for book in (b for b in books if b is not None):
+            facts = book.vocabulary
             cautions.update(dict.fromkeys(book.cautions))
             for code, agent in book.agents.items():
                 agents.setdefault(code, agent.foundation)
             flags.update(dict.fromkeys(book.flags))
             rule_ids.update(dict.fromkeys(r.id for r in sorted(book.rules, key=lambda r: r.position)))
-        return cls(agents, tuple(flags), tuple(rule_ids), tuple(cautions))
+        return cls(agents, tuple(flags), tuple(rule_ids), tuple(cautions), facts)
 
 
 def _suite_files(path: Path) -> list[Path]:
@@ -286,8 +291,8 @@ def _suite_files(path: Path) -> list[Path]:
     raise SuiteFormatError([SuiteProblem(str(path), 0, 0, None, "no such file or folder")])
 
 
-def _allowed_columns() -> tuple[str, ...]:
-    return (ID_COLUMN, DESCRIPTION_COLUMN, *FACTS, *EXPECTATION_COLUMNS)
+def _allowed_columns(facts: FactVocabulary | None = None) -> tuple[str, ...]:
+    return (ID_COLUMN, DESCRIPTION_COLUMN, *(FACTS if facts is None else facts.facts), *EXPECTATION_COLUMNS)
 
 
 def _decode(name: str, data: bytes) -> tuple[str | None, SuiteProblem | None]:
@@ -324,7 +329,7 @@ def _read_rows(name: str, handle: io.StringIO,
     if header is None:
         return [], [SuiteProblem(name, 0, 1, None, "empty file: a header row is required")]
     columns = [c.strip() for c in header]
-    problems = _header_problems(name, columns)
+    problems = _header_problems(name, columns, vocabulary.facts)
     if problems:
         return [], problems
     scenarios: list[Scenario] = []
@@ -345,8 +350,8 @@ def _display_name(file: Path) -> str:
         return str(file)
 
 
-def _header_problems(name: str, columns: list[str]) -> list[SuiteProblem]:
-    allowed = _allowed_columns()
+def _header_problems(name: str, columns: list[str], facts: FactVocabulary | None = None) -> list[SuiteProblem]:
+    allowed = _allowed_columns(facts)
     problems = []
     for column in columns:
         if column not in allowed:
@@ -369,10 +374,11 @@ def _read_row(name: str, row: int, line: int, columns: list[str], cells: list[st
         return None, [problem(None, f"has {len(cells)} cells but the header has {len(columns)} columns")]
     values = {column: cell.strip() for column, cell in zip(columns, cells)}
     problems = [problem(c, "must not be empty") for c in (ID_COLUMN, DESCRIPTION_COLUMN) if not values[c]]
-    facts = {c: v for c, v in values.items() if c in FACTS}
+    known = FACTS if vocabulary.facts is None else vocabulary.facts.facts
+    facts = {c: v for c, v in values.items() if c in known}
     patient = None
     try:
-        patient = validate_patient(facts)
+        patient = validate_patient(facts, vocabulary.facts)
     except PatientValidationError as exc:
         problems += [problem(e.field, f"got {e.value!r}; allowed: {e.allowed}") for e in exc.errors]
     expect, expect_problems = _expectations(values, vocabulary)

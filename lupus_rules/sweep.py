@@ -393,7 +393,7 @@ def sweep(population: pd.DataFrame, values: Sequence[float] | str, *, rule: str 
     threshold = find_threshold(book, rule=rule, condition=condition, fact=fact, at=at)
     wanted = _check_values(book, threshold, parse_values(values) if isinstance(values, str) else values)
     variants = [(v, variant_rulebook(book, threshold, v)) for v in wanted]
-    typed, errors = validate_frame(population[check_columns(population.columns)])
+    typed, errors = validate_frame(population[check_columns(population.columns, book.vocabulary)], book.vocabulary)
     good = (errors == "").to_numpy()
     typed = typed[good]
     base = evaluate_frame(typed, book)

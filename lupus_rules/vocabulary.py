@@ -41,6 +41,8 @@ __all__ = [
     "parse_vocabulary",
     "shipped_vocabulary",
     "SHIPPED_RULEBOOK_FILE",
+    "RESERVED_NAMES",
+    "RESERVED_PREFIX",
 ]
 
 Kind = Literal["set", "status", "bool", "number"]
@@ -48,6 +50,16 @@ Kind = Literal["set", "status", "bool", "number"]
 KINDS: tuple[str, ...] = ("number", "bool", "status", "set")
 #: How a measure is computed from its current and baseline values: the sign of (current - baseline).
 FORMULAS: dict[str, float] = {"reduction_pct": -1.0, "change_pct": 1.0}
+
+#: Names a fact or measure may not take: the other columns of patient and result files
+#: (``lupus_rules.batch``), and the keys the durable engine adds to a patient fact.
+RESERVED_NAMES: frozenset[str] = frozenset({
+    "scenario_id", "description", "patient_id", "provenance",
+    "preferred", "recommendations", "continue", "avoided", "cautions", "flags", "fired_rules", "error",
+    "rulebook_version", "engine", "sid", "id", "t",
+})
+#: Nor start with this (the expectation columns of a scenario suite).
+RESERVED_PREFIX = "expect_"
 
 #: The shipped rulebook's vocabulary file.
 SHIPPED_RULEBOOK_FILE = Path(__file__).parent / "rules" / "rulebook.yaml"
@@ -87,13 +99,42 @@ class FactSpec:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """A rulebook's declared facts, in declaration order, and the measures computed from them."""
+    """A rulebook's declared facts, in declaration order, and the measures computed from them.
+
+    Frozen: built once by :func:`parse_vocabulary` and never changed afterwards (treat the
+    mappings as read-only). Equal vocabularies hash equal, so per-vocabulary work (the
+    engines' column tables, the frame validator's spellings) is cached by vocabulary.
+    """
 
     facts: dict[str, FactSpec]
     measures: dict[str, FactSpec]
     measure_inputs: dict[str, tuple[str, str]]
     measure_signs: dict[str, float]
     statuses: tuple[str, ...]
+
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((tuple(self.facts.items()), tuple(self.measures.items()),
+                           tuple(self.measure_inputs.items()), tuple(self.measure_signs.items()), self.statuses))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Vocabulary):
+            return NotImplemented
+        return (hash(self) == hash(other) and self.statuses == other.statuses and self.facts == other.facts
+                and self.measures == other.measures and self.measure_inputs == other.measure_inputs
+                and self.measure_signs == other.measure_signs
+                and [s.group for s in self.facts.values()] == [s.group for s in other.facts.values()]
+                and [s.group for s in self.measures.values()] == [s.group for s in other.measures.values()])
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_hash", None)  # str hashes differ between processes: recomputed after unpickling
+        return state
 
     def spec(self, name: str) -> FactSpec | None:
         """The fact or measure called ``name``, or None."""
@@ -167,6 +208,13 @@ class _Parser:
         for name, value in raw.items():
             if not isinstance(name, str) or not name.isidentifier() or not name.islower():
                 self.problem(f"{key}.{name}", "a name must be lower-case letters, digits and _ (e.g. egfr)")
+            elif name in RESERVED_NAMES or name.startswith(RESERVED_PREFIX):
+                self.problem(f"{key}.{name}", f"a column of patient and result files is called {name!r}; "
+                             f"choose another name (reserved: {', '.join(sorted(RESERVED_NAMES))}, "
+                             f"{RESERVED_PREFIX}*)")
+            elif "__" in name or name.startswith("_"):
+                self.problem(f"{key}.{name}", "a name may not start with _ or hold __ (the engines name a set "
+                             "fact's member columns fact__member)")
             else:
                 good[name] = value
         return good

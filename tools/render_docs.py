@@ -5,7 +5,8 @@
 * docs/RULES.md: every rule of the shipped rulebook with its section, citation, conditions and conclusions.
 
 Run ``python tools/render_docs.py`` after changing facts or rules; ``--check`` exits 1 when a file is stale
-(tests/test_docs.py runs the check).
+(tests/test_docs.py runs the check). ``--rules FOLDER`` prints the data dictionary of another rulebook (e.g. an
+author's copy with facts of its own) instead of writing the files.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import re
 import sys
 from pathlib import Path
 
-from lupus_rules.facts import FACTS, MEASURES, FactSpec
+from lupus_rules.facts import FactSpec
 from lupus_rules.rulebook import Rulebook, load_rulebook
+from lupus_rules.vocabulary import Vocabulary, shipped_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- data-dictionary:start -->", "<!-- data-dictionary:end -->"
@@ -29,23 +31,25 @@ def _default(spec: FactSpec) -> str:
     return f"`{str(spec.default).lower()}`"
 
 
-def _allowed(spec: FactSpec) -> str:
+def _allowed(spec: FactSpec, measures: dict[str, FactSpec]) -> str:
     if spec.kind in ("set", "status"):
         return ", ".join(f"`{v}`" for v in spec.allowed)
     if spec.kind == "bool":
         return "`true` / `false` (CSV: empty = false)"
-    if spec.name in MEASURES:
+    if spec.name in measures:
         return "computed"
     return f"{spec.minimum:g} – {spec.maximum:g}, empty = unknown"
 
 
-def data_dictionary() -> str:
-    """The data dictionary as a Markdown table."""
+def data_dictionary(rulebook: Rulebook | None = None) -> str:
+    """The data dictionary of ``rulebook``'s declared facts (None = the shipped ones) as a Markdown table."""
+    vocabulary: Vocabulary = shipped_vocabulary() if rulebook is None else rulebook.vocabulary
+    measures = vocabulary.measures
     lines = ["| fact | type | unit | allowed | default | meaning |", "|---|---|---|---|---|---|"]
-    for spec in list(FACTS.values()) + list(MEASURES.values()):
-        kind = "measure (number)" if spec.name in MEASURES else spec.kind
-        lines.append(f"| `{spec.name}` | {kind} | {spec.unit or '–'} | {_allowed(spec)} | "
-                     f"{'computed' if spec.name in MEASURES else _default(spec)} | {spec.description} |")
+    for spec in list(vocabulary.facts.values()) + list(measures.values()):
+        kind = "measure (number)" if spec.name in measures else spec.kind
+        lines.append(f"| `{spec.name}` | {kind} | {spec.unit or '–'} | {_allowed(spec, measures)} | "
+                     f"{'computed' if spec.name in measures else _default(spec)} | {spec.description} |")
     return "\n".join(lines)
 
 
@@ -77,7 +81,18 @@ def _render_readme(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write (or with --check, verify) the generated docs; returns the exit code."""
-    args = argparse.ArgumentParser(description=__doc__).parse_known_args(argv)[1]
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rules", help="print the data dictionary of the rulebook in this folder and stop")
+    known, args = parser.parse_known_args(argv)
+    if known.rules:
+        from lupus_rules.errors import RulebookError
+
+        try:
+            print(data_dictionary(load_rulebook(known.rules)))
+        except RulebookError as exc:
+            print(f"render_docs: rules {known.rules} rejected:\n{exc}", file=sys.stderr)
+            return 2
+        return 0
     check = "--check" in args
     targets = {
         ROOT / "README.md": _render_readme((ROOT / "README.md").read_text(encoding="utf-8")),

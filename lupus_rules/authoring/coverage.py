@@ -21,6 +21,7 @@ from ..batch import check_columns
 from ..engines.vectorized import fire_matrix
 from ..evaluate import default_rulebook, evaluate
 from ..facts import FACTS, validate_frame
+from ..vocabulary import Vocabulary
 from ..result import DISCLAIMER
 from ..rulebook import Rule, Rulebook
 from ..suite import DESCRIPTION_COLUMN, EXPECTATION_COLUMNS, ID_COLUMN
@@ -29,10 +30,17 @@ from ..engines.vectorized import condition_mask
 from .space import DEFAULT_MAX_ROWS, FactSpace, schedule
 from .sources import resolve_rulebook
 
-__all__ = ["coverage", "CoverageReport", "propose_rows", "SUITE_COLUMNS"]
+__all__ = ["coverage", "CoverageReport", "propose_rows", "SUITE_COLUMNS", "suite_columns"]
 
 #: Columns of a suite file, in the order the shipped scenario files use.
 SUITE_COLUMNS = [ID_COLUMN, DESCRIPTION_COLUMN, *FACTS, *EXPECTATION_COLUMNS]
+
+
+def suite_columns(vocabulary: Vocabulary | None = None) -> list[str]:
+    """Columns of a suite file for a rulebook's facts (None = the shipped ones: :data:`SUITE_COLUMNS`)."""
+    if vocabulary is None:
+        return list(SUITE_COLUMNS)
+    return [ID_COLUMN, DESCRIPTION_COLUMN, *vocabulary.facts, *EXPECTATION_COLUMNS]
 
 
 @dataclass
@@ -43,7 +51,7 @@ class CoverageReport:
     rule_id, condition (number in ``when``, from 1), text, true, false, both
     (both outcomes occur) and alone_false (rows where every other condition of
     the rule held and this one did not). ``proposals``: suite rows
-    (:data:`SUITE_COLUMNS`). ``unreachable``: uncovered rules for which no
+    (:func:`suite_columns` of the rulebook's facts). ``unreachable``: uncovered rules for which no
     patient of the space fires at all (see ``lupus-rules lint``).
     """
 
@@ -100,8 +108,8 @@ def coverage(scenarios: str | Path | pd.DataFrame, rulebook: Rulebook | str | Pa
     """
     book = resolve_rulebook(rulebook) if rulebook is not None else default_rulebook()
     rows = read_scenarios(scenarios)
-    check_columns(rows.columns)  # a misspelt fact is refused, as `run` refuses it
-    typed, errors = validate_frame(rows)
+    check_columns(rows.columns, book.vocabulary)  # a misspelt fact is refused, as `run` refuses it
+    typed, errors = validate_frame(rows, book.vocabulary)
     valid = (errors == "").to_numpy()
     typed = typed[valid]
     fired = np.ascontiguousarray(fire_matrix(typed, book).T)
@@ -110,10 +118,11 @@ def coverage(scenarios: str | Path | pd.DataFrame, rulebook: Rulebook | str | Pa
     column = {r.id: j for j, r in enumerate(book.rules)}
     rules = pd.DataFrame([{"rule_id": r.id, "title": r.title, "scenarios": int(fired[column[r.id]].sum())}
                           for r in ordered], columns=["rule_id", "title", "scenarios"])
-    conditions = pd.DataFrame([row for r in ordered for row in _condition_rows(r, typed, derived)],
+    conditions = pd.DataFrame([row for r in ordered for row in _condition_rows(r, typed, derived, book.vocabulary)],
                               columns=["rule_id", "condition", "text", "true", "false", "both", "alone_false"])
     missing = [r.id for r in ordered if not fired[column[r.id]].any()]
-    proposals, unreachable = propose_rows(book, missing, max_rows=max_rows) if propose else (_empty(), ())
+    proposals, unreachable = (propose_rows(book, missing, max_rows=max_rows) if propose
+                              else (_empty(book.vocabulary), ()))
     return CoverageReport(rules, conditions, proposals, unreachable, int(valid.sum()), int((~valid).sum()),
                           book.version)
 
@@ -126,8 +135,9 @@ def _derived(book: Rulebook, fired: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _condition_rows(rule: Rule, typed: pd.DataFrame, derived: dict[str, np.ndarray]) -> list[dict]:
-    masks = [condition_mask(c, typed, derived) for c in rule.when]
+def _condition_rows(rule: Rule, typed: pd.DataFrame, derived: dict[str, np.ndarray],
+                    vocabulary: Vocabulary) -> list[dict]:
+    masks = [condition_mask(c, typed, derived, vocabulary) for c in rule.when]
     rows = []
     for i, (condition, mask) in enumerate(zip(rule.when, masks)):
         others = np.logical_and.reduce([m for k, m in enumerate(masks) if k != i]) if len(masks) > 1 \
@@ -138,8 +148,8 @@ def _condition_rows(rule: Rule, typed: pd.DataFrame, derived: dict[str, np.ndarr
     return rows
 
 
-def _empty() -> pd.DataFrame:
-    return pd.DataFrame(columns=SUITE_COLUMNS)
+def _empty(vocabulary: Vocabulary | None = None) -> pd.DataFrame:
+    return pd.DataFrame(columns=suite_columns(vocabulary))
 
 
 def propose_rows(rulebook: Rulebook, rule_ids: list[str], *,
@@ -147,11 +157,11 @@ def propose_rows(rulebook: Rulebook, rule_ids: list[str], *,
     """A suite row per rule: the simplest patient of the discretized space that fires it.
 
     "Simplest" = fewest facts away from their defaults. Returns the rows
-    (:data:`SUITE_COLUMNS`, ``expect_fired`` = the rule) and the ids of rules
+    (:func:`suite_columns` of the rulebook's facts, ``expect_fired`` = the rule) and the ids of rules
     no patient fires (no row for them).
     """
     if not rule_ids:
-        return _empty(), ()
+        return _empty(rulebook.vocabulary), ()
     space = FactSpace(rulebook)
     best: dict[str, tuple[int, dict]] = {}
     for plan, targets in schedule(space, (([r], (), r) for r in rule_ids), max_rows=max_rows):
@@ -164,16 +174,17 @@ def propose_rows(rulebook: Rulebook, rule_ids: list[str], *,
                     if rule_id not in best or simplicity[row] < best[rule_id][0]:
                         best[rule_id] = (int(simplicity[row]), chunk.patient(row, full=True))
     rows = [_suite_row(rulebook, rule_id, best[rule_id][1]) for rule_id in rule_ids if rule_id in best]
-    return pd.DataFrame(rows, columns=SUITE_COLUMNS), tuple(r for r in rule_ids if r not in best)
+    return (pd.DataFrame(rows, columns=suite_columns(rulebook.vocabulary)),
+            tuple(r for r in rule_ids if r not in best))
 
 
 def _suite_row(book: Rulebook, rule_id: str, patient: dict) -> dict:
     """The proposal as a suite row; re-checked with the durable engine, which must fire the rule too."""
     result = evaluate({k: v for k, v in patient.items()}, book)
     rule = book.rule(rule_id)
-    row = {column: "" for column in SUITE_COLUMNS}
+    row = {column: "" for column in suite_columns(book.vocabulary)}
     for name, value in patient.items():
-        spec = FACTS[name]
+        spec = book.facts[name]
         if (spec.kind == "bool" and value == "false") or (spec.kind == "status" and value == spec.default):
             continue  # left empty, as the suite writes defaults
         row[name] = format(value, ".15g") if isinstance(value, float) else value

@@ -41,7 +41,8 @@ import pandas as pd
 from ..engines.vectorized import fire_matrix
 from ..errors import OptionError
 from ..evaluate import default_rulebook
-from ..facts import FACTS, validate_frame
+from ..facts import validate_frame
+from ..vocabulary import Vocabulary
 from ..result import DISCLAIMER
 from ..rulebook import Condition, Rule, Rulebook
 from .regions import cover, describe_classes, simplest_cell
@@ -138,7 +139,7 @@ def lint(rulebook: Rulebook | None = None, *, max_rows: int = DEFAULT_MAX_ROWS, 
     coverage = [_coverage_row(assigned, plans) for assigned, plans in ridden]
     explainer = _Explainer(book)
     explainer.preload(p for check in checks for p in check.examples())
-    findings = [f for check in checks for f in check.findings(explainer)]
+    findings = [_with_example(f, book.vocabulary) for check in checks for f in check.findings(explainer)]
     findings.sort(key=lambda f: (_SEVERITY_ORDER[f["severity"]], f["check"], -f["classes"]))
     return LintReport(pd.DataFrame(findings, columns=FINDING_COLUMNS), pd.DataFrame(coverage), book.version)
 
@@ -247,9 +248,16 @@ def _unique_rows(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return padded[order[new], :width], inverse
 
 
-def _nondefault(patient: dict) -> dict:
+def _nondefault(patient: dict, vocabulary: Vocabulary) -> dict:
     defaults = {"set": "", "bool": "false", "number": ""}
-    return {k: v for k, v in patient.items() if v != defaults.get(FACTS[k].kind, FACTS[k].default)}
+    facts = vocabulary.facts
+    return {k: v for k, v in patient.items() if v != defaults.get(facts[k].kind, facts[k].default)}
+
+
+def _with_example(finding: dict, vocabulary: Vocabulary) -> dict:
+    """The finding with its ``example``: the patient's facts away from their defaults, as ``k=v`` text."""
+    finding["example"] = ", ".join(f"{k}={v}" for k, v in _nondefault(finding["patient"], vocabulary).items())
+    return finding
 
 
 def _key(patient: dict) -> tuple:
@@ -258,9 +266,9 @@ def _key(patient: dict) -> tuple:
 
 
 def _finding(check: str, severity: str, rules: Iterable[str], classes: int, message: str, patient: dict) -> dict:
-    example = ", ".join(f"{k}={v}" for k, v in _nondefault(patient).items())
+    """One finding; :func:`lint` adds its ``example`` text (which needs the rulebook's facts)."""
     return {"check": check, "severity": severity, "rules": tuple(rules), "classes": int(classes),
-            "message": message, "example": example, "patient": patient}
+            "message": message, "example": "", "patient": patient}
 
 
 class _Explainer:
@@ -275,7 +283,7 @@ class _Explainer:
         todo = {_key(p): p for p in patients if p and _key(p) not in self._states}
         if not todo:
             return
-        typed, _ = validate_frame(pd.DataFrame(list(todo.values()), dtype=object))
+        typed, _ = validate_frame(pd.DataFrame(list(todo.values()), dtype=object), self.book.vocabulary)
         fired = fire_matrix(typed, self.book)
         for i, key in enumerate(todo):
             self._states[key] = self._unpack(typed.iloc[[i]].reset_index(drop=True), fired[i])
@@ -289,7 +297,7 @@ class _Explainer:
         key = _key(patient)
         state = self._states.get(key)
         if state is None:
-            typed, _ = validate_frame(pd.DataFrame([patient], dtype=object))
+            typed, _ = validate_frame(pd.DataFrame([patient], dtype=object), self.book.vocabulary)
             state = self._states[key] = self._unpack(typed, fire_matrix(typed, self.book)[0])
         return state
 
@@ -300,7 +308,8 @@ class _Explainer:
     def failing(self, rule: Rule, patient: dict) -> list[str]:
         """The rule's conditions that do not hold for the patient, in words."""
         typed, derived, _ = self._state(patient)
-        return [c.describe() for c in rule.when if not condition_mask(c, typed, derived)[0]]
+        return [c.describe() for c in rule.when
+                if not condition_mask(c, typed, derived, self.book.vocabulary)[0]]
 
     def closest(self, patient: dict, candidates: Iterable[str], limit: int = 3) -> list[tuple[str, list[str]]]:
         """The candidate rules missing the fewest conditions for this patient, with what fails."""
@@ -308,7 +317,8 @@ class _Explainer:
         scored = []
         for rule_id in candidates:
             rule = self.book.rule(rule_id)
-            failing = [c.describe() for c in rule.when if not condition_mask(c, typed, derived)[0]]
+            failing = [c.describe() for c in rule.when
+                       if not condition_mask(c, typed, derived, self.book.vocabulary)[0]]
             scored.append((len(failing), rule.position, rule_id, failing))
         return [(rule_id, failing) for _, _, rule_id, failing in sorted(scored)[:limit]]
 

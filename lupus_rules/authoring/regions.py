@@ -16,7 +16,6 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..facts import FACTS
 from ..rulebook import Condition
 from ..facts import csv_cell
 from .space import FactSpace, Plan
@@ -72,24 +71,24 @@ def describe_classes(space: FactSpace, plan: Plan, key: str, classes: Iterable[i
         return None
     group = space.groups[key]
     members = [i for i, c in enumerate(plan.class_of[key]) if c in chosen]
-    kind = FACTS[key].kind if len(group.columns) == 1 else "pair"
+    vocabulary = space.vocabulary
+    kind = vocabulary.facts[key].kind if len(group.columns) == 1 else "pair"
     if kind == "set":
-        return _describe_subsets(key, [group.values[i] for i in members],
+        return _describe_subsets(key, vocabulary.facts[key].allowed, [group.values[i] for i in members],
                                  [group.values[i] for i, c in enumerate(plan.class_of[key]) if c not in chosen])
     if kind in ("status", "bool"):
-        shown = [str(csv_cell(key, group.values[i])) for i in members]
+        shown = [str(csv_cell(key, group.values[i], vocabulary)) for i in members]
         return f"{key} = {shown[0]}" if len(shown) == 1 else f"{key} in {{{', '.join(shown)}}}"
     return _describe_by_atoms(plan, key, chosen)
 
 
-def _describe_subsets(key: str, inside: list[frozenset], outside: list[frozenset]) -> str:
+def _describe_subsets(key: str, members: tuple[str, ...], inside: list[frozenset], outside: list[frozenset]) -> str:
     """Values of a set fact as 'has X and lacks Y' when that is exact, else as a list of the sets."""
-    members = FACTS[key].allowed
     has = [m for m in members if all(m in v for v in inside)]
     lacks = [m for m in members if all(m not in v for v in inside)]
     if (has or lacks) and not any(all(m in v for m in has) and not any(m in v for m in lacks) for v in outside):
         return " and ".join([f"{key} has {m}" for m in has] + [f"{key} lacks {m}" for m in lacks])
-    shown = [csv_cell(key, v) or "none" for v in inside]
+    shown = [";".join(m for m in members if m in v) or "none" for v in inside]
     return f"{key} = {shown[0]}" if len(shown) == 1 else f"{key} in {{{', '.join(shown)}}}"
 
 

@@ -42,7 +42,8 @@ import numpy as np
 import pandas as pd
 
 from ..engines.vectorized import _compile, _fire, condition_mask  # rule-major firing, no transpose
-from ..facts import FACTS, MEASURE_INPUTS, MEASURES, csv_cell, validate_frame
+from ..facts import csv_cell, validate_frame
+from ..vocabulary import Vocabulary
 from ..generate import band_columns, value_bands
 from ..rulebook import Condition, Rulebook
 
@@ -139,6 +140,7 @@ class FactSpace:
 
     def __init__(self, rulebook: Rulebook, bands: Mapping[str, list] | None = None):
         self.rulebook = rulebook
+        self.vocabulary: Vocabulary = rulebook.vocabulary  # the rulebook's facts: every band and cell reads them
         self.bands = dict(bands) if bands is not None else value_bands(rulebook)
         self.groups = {key: self._group(key, values) for key, values in self.bands.items()}
         self._group_of = {name: g.key for g in self.groups.values() for name in g.reads}
@@ -155,16 +157,17 @@ class FactSpace:
     # -- bands ---------------------------------------------------------------------------
 
     def _group(self, key: str, values: list) -> _Group:
-        columns = band_columns(key)
-        ordered = sorted(range(len(values)), key=lambda i: not _is_default(columns, values[i]))
+        vocabulary = self.vocabulary
+        columns = band_columns(key, vocabulary)
+        ordered = sorted(range(len(values)), key=lambda i: not _is_default(columns, values[i], vocabulary))
         raw = [values[i] for i in ordered]
         cells = [tuple(v) if len(columns) > 1 else (v,) for v in raw]
-        frame = pd.DataFrame({c: [_cell(c, cell[k]) for cell in cells] for k, c in enumerate(columns)},
+        frame = pd.DataFrame({c: [_cell(c, cell[k], vocabulary) for cell in cells] for k, c in enumerate(columns)},
                              dtype=object)
-        typed, errors = validate_frame(frame)
+        typed, errors = validate_frame(frame, vocabulary)
         if (errors != "").any():
             raise ValueError(f"band {key!r} holds values the fact schema rejects: {errors[errors != ''].iloc[0]}")
-        reads = set(columns) | {m for m in MEASURES if _measure_inputs(m) <= set(columns)}
+        reads = set(columns) | {m for m, pair in vocabulary.measure_inputs.items() if set(pair) <= set(columns)}
         return _Group(key, columns, tuple(raw), typed, frozenset(reads))
 
     # -- relevance -----------------------------------------------------------------------
@@ -325,7 +328,8 @@ class FactSpace:
         for atom in atoms:
             mask = self._masks.get((key, atom))
             if mask is None:
-                mask = self._masks[(key, atom)] = condition_mask(atom, self.groups[key].typed)
+                mask = self._masks[(key, atom)] = condition_mask(atom, self.groups[key].typed,
+                                                                 vocabulary=self.vocabulary)
             columns.append(mask)
         return np.stack(columns, axis=1)
 
@@ -440,8 +444,8 @@ class FactSpace:
                 continue
             value = group.values[position]
             for k, column in enumerate(group.columns):
-                cells[column] = csv_cell(column, value[k] if len(group.columns) > 1 else value)
-        return {name: cells[name] for name in FACTS if name in cells}
+                cells[column] = csv_cell(column, value[k] if len(group.columns) > 1 else value, self.vocabulary)
+        return {name: cells[name] for name in self.vocabulary.facts if name in cells}
 
     def patient_of_classes(self, plan: Plan, coords: Iterable[int], full: bool = False) -> dict[str, object]:
         """The representative patient of one class tuple of ``plan`` (``coords`` in ``plan.keys`` order)."""
@@ -571,7 +575,7 @@ class Chunk:
     def holds(self, condition: Condition) -> np.ndarray:
         """Rows where one condition (fact, derived or not_derived) holds."""
         if condition.kind == "fact":
-            return condition_mask(condition, self.typed)
+            return condition_mask(condition, self.typed, vocabulary=self.space.vocabulary)
         mask = self.derived(condition.fact)
         return mask if condition.kind == "derived" else ~mask
 
@@ -599,19 +603,16 @@ class Chunk:
 # -- small helpers ---------------------------------------------------------------------------
 
 
-def _measure_inputs(measure: str) -> set[str]:
-    return set(MEASURE_INPUTS[measure])
-
-
 def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _is_default(columns: tuple[str, ...], value: object) -> bool:
+def _is_default(columns: tuple[str, ...], value: object, vocabulary: Vocabulary) -> bool:
     values = tuple(value) if len(columns) > 1 else (value,)  # type: ignore[arg-type]
     for column, item in zip(columns, values):
-        default = FACTS[column].default
-        if FACTS[column].kind == "number":
+        spec = vocabulary.facts[column]
+        default = spec.default
+        if spec.kind == "number":
             if not _is_missing(item):
                 return False
         elif item != default:
@@ -619,9 +620,9 @@ def _is_default(columns: tuple[str, ...], value: object) -> bool:
     return True
 
 
-def _cell(column: str, value: object) -> object:
+def _cell(column: str, value: object, vocabulary: Vocabulary) -> object:
     """A band value as validate_frame accepts it (sets as CSV text, unknown numbers as None)."""
-    spec = FACTS[column]
+    spec = vocabulary.facts[column]
     if spec.kind == "set":
         return ";".join(m for m in spec.allowed if m in value)  # type: ignore[operator]
     if spec.kind == "number" and _is_missing(value):

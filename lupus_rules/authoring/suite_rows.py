@@ -56,10 +56,10 @@ def scenario_row(patient: Mapping[str, object], scenario_id: str, description: s
     :class:`~lupus_rules.errors.OptionError` for an unknown ``pin`` or ``expect`` column.
     """
     book = rulebook if rulebook is not None else default_rulebook()
-    checked = validate_patient(patient)
+    checked = validate_patient(patient, book.vocabulary)
     row = {ID_COLUMN: str(scenario_id).strip(), DESCRIPTION_COLUMN: str(description).strip()}
     for name, spec in book.facts.items():
-        cell = csv_cell(name, checked[name])
+        cell = csv_cell(name, checked[name], book.vocabulary)
         if isinstance(cell, float):
             cell = format(cell, ".15g")
         if cell in ("", "false") or cell == getattr(spec, "default", None):

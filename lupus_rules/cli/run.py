@@ -182,7 +182,7 @@ def _generate(args: argparse.Namespace) -> int:
     names = None if args.facts is None else [n for n in args.facts.split(",") if n.strip()]
     keys = resolve_facts(bands, names)
     total = count(bands, keys)
-    sizes = " x ".join(f"{'+'.join(band_columns(k))} {len(bands[k])}" for k in keys) or "no facts varied"
+    sizes = " x ".join(f"{'+'.join(band_columns(k, bands.vocabulary))} {len(bands[k])}" for k in keys) or "no facts varied"
     print(f"{total:,} scenarios ({sizes})", flush=True)
     rows = total if args.sample is None else min(args.sample, total)
     what = "all of them" if rows == total else f"a sample of {rows:,} (seed {args.seed})"

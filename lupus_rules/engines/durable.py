@@ -49,7 +49,7 @@ except ImportError as _exc:  # a build without the Python 3.13 flag fails here
     ) from _exc
 
 from ..errors import EngineError
-from ..facts import DECIMALS, FACTS, Patient
+from ..facts import DECIMALS, Patient, validate_patient
 from ..rulebook import Condition, Rule, Rulebook
 
 __all__ = ["DurableEngine", "compile_ruleset"]
@@ -126,10 +126,14 @@ def _member(fact: str, member: str) -> str:
 
 
 def encode_patient(patient: Patient, sid: str) -> dict[str, Any]:
-    """The patient as one durable fact: sets flattened to booleans, unknown numbers left out."""
+    """The patient as one durable fact: sets flattened to booleans, unknown numbers left out.
+
+    Kinds come from the vocabulary the patient was validated against (``patient.vocabulary``).
+    """
     fact: dict[str, Any] = {"sid": sid, "t": _PATIENT}
+    facts = patient.vocabulary.facts
     for name, value in patient.items():
-        spec = FACTS.get(name)
+        spec = facts.get(name)
         if spec is not None and spec.kind == "set":
             for member in spec.allowed:
                 fact[_member(name, member)] = member in value  # type: ignore[operator]
@@ -184,7 +188,12 @@ class DurableEngine:
         self._host = _QuietHost(self._action_for)
 
     def fire(self, patient: Patient, rulebook: Rulebook) -> list[str]:
-        """Ids of the rules that fire for this patient, in firing order."""
+        """Ids of the rules that fire for this patient, in firing order.
+
+        A patient validated against other facts than the rulebook's is checked again against
+        ``rulebook.vocabulary`` first (PatientValidationError names what does not fit).
+        """
+        patient = validate_patient(patient, rulebook.vocabulary)
         with self._lock:
             compiled = self._ensure(rulebook)
             sid = str(next(self._sids))

@@ -17,7 +17,9 @@ rules that bear on them, and are kept per rulebook version (so a batch read
 in chunks summarizes each pattern once). The fired-rule texts are assembled
 by Arrow from parts of 20 rules, each part's texts found by direct indexing.
 
-Input is the ``typed`` frame of :func:`lupus_rules.facts.validate_frame`.
+Input is the ``typed`` frame of :func:`lupus_rules.facts.validate_frame`,
+built with the rulebook's own facts (``rulebook.vocabulary``); the engine reads
+each fact's kind from that vocabulary, once per compiled rulebook version.
 """
 from __future__ import annotations
 
@@ -35,9 +37,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import EngineError
-from ..facts import FACTS, MEASURES, STATUSES, member_column
+from ..facts import member_column
 from ..result import avoided_text, summarize
 from ..rulebook import Condition, Rule, Rulebook
+from ..vocabulary import Vocabulary, shipped_vocabulary
 
 __all__ = ["fire_matrix", "evaluate_frame", "condition_mask", "OUTPUT_COLUMNS", "required_columns"]
 
@@ -69,6 +72,7 @@ class _Compiled:
     """A rulebook version ready to evaluate, with the outcome texts worked out so far."""
 
     version: str
+    vocabulary: Vocabulary  # the rulebook's facts: kinds of the columns the steps read
     steps: tuple[_Step, ...]
     columns: tuple[str, ...]
     advice_rules: list[int]  # positions of rules that recommend, keep or avoid an agent
@@ -240,7 +244,8 @@ def _compile(rulebook: Rulebook) -> _Compiled:
 
 def _compiled(rulebook: Rulebook) -> _Compiled:
     """The rulebook as evaluation steps; :class:`EngineError` for a condition or rank it cannot run."""
-    problems = [problem for r in rulebook.rules for problem in _problems(r)]
+    vocabulary = rulebook.vocabulary
+    problems = [problem for r in rulebook.rules for problem in _problems(r, vocabulary)]
     if problems:
         raise EngineError("the vectorized engine cannot run this rulebook: " + "; ".join(problems[:5])
                           + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
@@ -249,7 +254,7 @@ def _compiled(rulebook: Rulebook) -> _Compiled:
     advice = [j for j, r in enumerate(rulebook.rules) if r.recommend or r.keep or r.avoid]
     listed = {name: [j for j, r in enumerate(rulebook.rules) if depends(r)] for name, (depends, _) in _LISTED.items()}
     ranks = sorted({spec.rank for r in rulebook.rules for spec in r.recommend})
-    return _Compiled(rulebook.version, steps, _columns_for(needed), advice, listed, rulebook.rule_ids,
+    return _Compiled(rulebook.version, vocabulary, steps, _columns_for(needed, vocabulary), advice, listed, rulebook.rule_ids,
                      {rank: i for i, rank in enumerate(ranks)}, _dense_entries(len(rulebook.rules), listed)
                      <= _DENSE_ENTRIES)
 
@@ -270,24 +275,24 @@ def _dense_entries(rules: int, listed: dict[str, list[int]]) -> int:
     return parts + sum(1 << len(rows) for rows in listed.values() if len(rows) <= _DIRECT_BITS)
 
 
-def _problems(rule: Rule) -> list[str]:
+def _problems(rule: Rule, vocabulary: Vocabulary) -> list[str]:
     """Why the engine cannot run this rule (none for what the loader accepts), each naming rule and field."""
     problems = []
     for i, spec in enumerate(rule.recommend):
         if isinstance(spec.rank, bool) or not isinstance(spec.rank, numbers.Integral):
             problems.append(f"rule {rule.id}: recommend[{i}].rank got {spec.rank!r}; allowed: a whole number")
     for i, condition in enumerate(rule.when):
-        message = _condition_problem(condition)
+        message = _condition_problem(condition, vocabulary)
         if message:
             problems.append(f"rule {rule.id}: when[{i}] ({condition.describe()}): {message}")
     return problems
 
 
-def _condition_problem(condition: Condition) -> str | None:
+def _condition_problem(condition: Condition, vocabulary: Vocabulary) -> str | None:
     """Why one condition has no vectorized translation, or None."""
     if condition.kind != "fact":
         return None if condition.kind in ("derived", "not_derived") else f"unknown kind {condition.kind!r}"
-    spec = FACTS.get(condition.fact) or MEASURES.get(condition.fact)
+    spec = vocabulary.spec(condition.fact)
     if spec is None:
         return f"unknown fact {condition.fact!r}"
     op, value = condition.op, condition.value
@@ -304,19 +309,20 @@ def _condition_problem(condition: Condition) -> str | None:
     if spec.kind == "bool":
         return None if op == "==" and isinstance(value, bool) else f"{op} {value!r} does not apply to true/false"
     values = value if op in ("in", "not_in") and isinstance(value, (tuple, list)) else (value,)
-    allowed = STATUSES if spec.kind == "status" else spec.allowed
+    allowed = vocabulary.statuses if spec.kind == "status" else spec.allowed
     ops = ("==", "!=", "in", "not_in") if spec.kind == "status" else ("has", "lacks")
     if op not in ops or not all(isinstance(v, str) and v in allowed for v in values):
         return f"{op} {value!r} does not apply; allowed: {', '.join(ops)} with {', '.join(allowed)}"
     return None
 
 
-def _columns_for(facts: set[str]) -> tuple[str, ...]:
+def _columns_for(facts: set[str], vocabulary: Vocabulary) -> tuple[str, ...]:
     columns: list[str] = []
-    for name in list(FACTS) + list(MEASURES):
+    for name in vocabulary.names():
         if name not in facts:
             continue
-        spec = FACTS.get(name) or MEASURES[name]
+        spec = vocabulary.spec(name)
+        assert spec is not None
         if spec.kind == "set":
             columns += [member_column(name, m) for m in spec.allowed]
         else:
@@ -332,8 +338,9 @@ def required_columns(rulebook: Rulebook) -> tuple[str, ...]:
 class _Masks:
     """Condition masks over one typed frame, each computed once and reused by every rule."""
 
-    def __init__(self, typed: pd.DataFrame):
+    def __init__(self, typed: pd.DataFrame, vocabulary: Vocabulary):
         self.typed = typed
+        self.vocabulary = vocabulary
         self.n = len(typed)
         self.cache: dict[tuple, np.ndarray] = {}
         self.arrays: dict[str, np.ndarray] = {}
@@ -360,31 +367,39 @@ class _Masks:
     def _column(self, name: str) -> np.ndarray:
         array = self.arrays.get(name)
         if array is None:
-            array = self.arrays[name] = _read_column(self.typed, name)
+            array = self.arrays[name] = _read_column(self.typed, name, self.vocabulary)
         return array
 
     def _fact(self, fact: str, op: str, value: object) -> np.ndarray:
-        return _fact_mask(fact, op, value, self._column)
+        return _fact_mask(fact, op, value, self._column, self.vocabulary)
 
 
 def condition_mask(condition: Condition, typed: pd.DataFrame,
-                   derived: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+                   derived: Mapping[str, np.ndarray] | None = None,
+                   vocabulary: Vocabulary | None = None) -> np.ndarray:
     """Where one condition holds over a typed frame (:func:`~lupus_rules.facts.validate_frame`).
 
     The engine's own evaluation of a condition, for tools that reason about
     single conditions (coverage, lint). ``derived`` maps derived fact names to
-    row masks (absent = never derived).
+    row masks (absent = never derived). ``vocabulary``: the facts ``typed`` was
+    validated against (the rulebook's; None = the shipped ones).
     """
+    vocabulary = shipped_vocabulary() if vocabulary is None else vocabulary
     if condition.kind != "fact":
         held = (derived or {}).get(condition.fact)
         held = np.zeros(len(typed), dtype=bool) if held is None else np.asarray(held, dtype=bool)
         return held if condition.kind == "derived" else ~held
-    return _fact_mask(condition.fact, condition.op, condition.value, lambda name: _read_column(typed, name))
+    return _fact_mask(condition.fact, condition.op, condition.value,
+                      lambda name: _read_column(typed, name, vocabulary), vocabulary)
 
 
-def _fact_mask(fact: str, op: str, value: object, column: Callable[[str], np.ndarray]) -> np.ndarray:
+def _fact_mask(fact: str, op: str, value: object, column: Callable[[str], np.ndarray],
+               vocabulary: Vocabulary) -> np.ndarray:
     """One fact condition as a row mask; ``column(name)`` reads a typed column as numpy."""
-    spec = FACTS.get(fact) or MEASURES[fact]
+    spec = vocabulary.spec(fact)
+    if spec is None:
+        raise EngineError(f"condition on {fact!r}: not a fact of this rulebook; allowed: "
+                          f"{', '.join(vocabulary.names())}")
     if spec.kind == "set":
         held = column(member_column(fact, str(value)))
         return held if op == "has" else ~held
@@ -392,17 +407,17 @@ def _fact_mask(fact: str, op: str, value: object, column: Callable[[str], np.nda
     if spec.kind == "bool":
         return values if value else ~values
     if spec.kind == "status":
-        return _status_mask(values, op, value)
+        return _status_mask(values, op, value, vocabulary.statuses)
     return _number_mask(values, op, value)
 
 
-def _status_mask(codes: np.ndarray, op: str, value: object) -> np.ndarray:
+def _status_mask(codes: np.ndarray, op: str, value: object, statuses: tuple[str, ...]) -> np.ndarray:
     if op == "==":
-        return codes == STATUSES.index(str(value))
+        return codes == statuses.index(str(value))
     if op == "!=":
-        return codes != STATUSES.index(str(value))
-    table = np.zeros(len(STATUSES), dtype=bool)
-    table[[STATUSES.index(v) for v in value]] = True  # type: ignore[union-attr]
+        return codes != statuses.index(str(value))
+    table = np.zeros(len(statuses), dtype=bool)
+    table[[statuses.index(v) for v in value]] = True  # type: ignore[union-attr]
     if op == "not_in":
         table = ~table
     return table[codes]
@@ -426,14 +441,15 @@ def _number_mask(column: np.ndarray, op: str, value: object) -> np.ndarray:
     raise EngineError(f"operator {op!r} on {value!r} has no vectorized translation")
 
 
-def _read_column(typed: pd.DataFrame, name: str) -> np.ndarray:
+def _read_column(typed: pd.DataFrame, name: str, vocabulary: Vocabulary) -> np.ndarray:
     """One typed column as numpy: bools, float64 numbers, or int8 status codes."""
     if name not in typed.columns:
-        raise EngineError(f"typed frame lacks column {name!r}; build it with lupus_rules.facts.validate_frame")
+        raise EngineError(f"typed frame lacks column {name!r}; build it with lupus_rules.facts.validate_frame "
+                          "and the rulebook's vocabulary")
     column = typed[name]
-    spec = FACTS.get(name) or MEASURES.get(name)
+    spec = vocabulary.spec(name)
     if spec is not None and spec.kind == "status":
-        return _status_codes(name, column)
+        return _status_codes(name, column, vocabulary.statuses)
     if spec is not None and spec.kind == "number":
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
     if column.dtype != bool:
@@ -441,21 +457,21 @@ def _read_column(typed: pd.DataFrame, name: str) -> np.ndarray:
     return column.to_numpy()
 
 
-def _status_codes(name: str, column: pd.Series) -> np.ndarray:
-    """Status values as int8 codes into STATUSES (Categorical in any category order, or codes)."""
+def _status_codes(name: str, column: pd.Series, allowed: tuple[str, ...]) -> np.ndarray:
+    """Status values as int8 codes into the vocabulary's statuses (Categorical in any category order, or codes)."""
     dtype = column.dtype
-    statuses = pd.Index(STATUSES)
+    statuses = pd.Index(allowed)
     if isinstance(dtype, pd.CategoricalDtype):
         codes = column.cat.codes.to_numpy()
-        if tuple(dtype.categories) != STATUSES:
+        if tuple(dtype.categories) != allowed:
             remap = np.append(statuses.get_indexer(dtype.categories), -1)  # code -1 (missing) stays -1
             codes = remap[codes]
     elif isinstance(dtype, np.dtype) and dtype.kind in "iu":
         codes = column.to_numpy()
     else:
         codes = statuses.get_indexer(column)
-    if len(codes) and (codes.min() < 0 or codes.max() >= len(STATUSES)):
-        raise EngineError(f"typed column {name!r} holds values outside {', '.join(STATUSES)}")
+    if len(codes) and (codes.min() < 0 or codes.max() >= len(allowed)):
+        raise EngineError(f"typed column {name!r} holds values outside {', '.join(allowed)}")
     return codes
 
 
@@ -466,7 +482,7 @@ def _fire(typed: pd.DataFrame, compiled: _Compiled) -> list[np.ndarray]:
     allocator to recycle between calls, which matters on a VM where fresh
     memory is expensive to touch.
     """
-    masks = _Masks(typed)
+    masks = _Masks(typed, compiled.vocabulary)
     fired = []
     for step in compiled.steps:
         if not step.conditions:

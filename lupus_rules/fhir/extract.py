@@ -65,12 +65,12 @@ def extract_patient(patient: PatientResources, medications: dict[str, Any], mapp
     for lab, spec in mapping.data["labs"].items():
         prov[lab], prov[spec["baseline_fact"]] = _lab(patient, lab, spec, start, today, mapping)
     prov[mapping.data["pregnancy_intention"]["fact"]] = _pregnancy(patient, today, mapping)
-    ordered = {name: _in_vocabulary(name, prov.get(name), mapping) for name in book.facts}
+    ordered = {name: _in_vocabulary(name, prov.get(name), mapping, book) for name in book.facts}
     facts = {name: p.value for name, p in ordered.items() if p.unknown is None}
     return PatientFacts(patient.patient_id, facts, ordered, diagnoses)
 
 
-def _in_vocabulary(name: str, prov: FactProvenance | None, mapping: Mapping) -> FactProvenance:
+def _in_vocabulary(name: str, prov: FactProvenance | None, mapping: Mapping, book: Rulebook) -> FactProvenance:
     """The provenance, or unknown: absent when nothing was found, ambiguous when the value is not allowed."""
     from ..errors import PatientValidationError
     from ..facts import read_cell
@@ -79,7 +79,7 @@ def _in_vocabulary(name: str, prov: FactProvenance | None, mapping: Mapping) -> 
         return unknown("absent", _absent_note(name, mapping))
     if prov.unknown is None:
         try:
-            read_cell(name, prov.value)
+            read_cell(name, prov.value, book.vocabulary)
         except PatientValidationError as exc:
             return unknown("ambiguous", f"value not allowed: {exc}", *prov.sources)
     return prov

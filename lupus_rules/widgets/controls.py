@@ -267,7 +267,7 @@ class NumberControl(FactControl):
 def _parse(text: str, spec: FactSpec) -> float | str:
     """The typed number as :func:`lupus_rules.facts.read_cell` reads it, or its error (field, value, allowed)."""
     try:
-        value = read_cell(spec.name, text)
+        value = read_cell(spec, text)
     except PatientValidationError as exc:
         return str(exc)
     return float(value)  # type: ignore[arg-type]  # blank text never reaches here

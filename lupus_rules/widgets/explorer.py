@@ -85,7 +85,7 @@ class ScenarioExplorer:
 
     def set_facts(self, facts: Mapping[str, object]) -> None:
         """Show these facts (missing ones take their defaults) and refresh once."""
-        self.panel.set_facts(validate_patient(dict(facts)))
+        self.panel.set_facts(validate_patient(dict(facts), self.rulebook.vocabulary))
         self.refresh()
 
     def load_preset(self, preset_id: str) -> None:
@@ -247,7 +247,7 @@ class ScenarioExplorer:
 
     def _on_preset(self, preset: Preset) -> None:
         try:
-            self.panel.set_facts(validate_patient(dict(preset.facts)))
+            self.panel.set_facts(validate_patient(dict(preset.facts), self.rulebook.vocabulary))
         except LupusRulesError as exc:
             self._show_error(f"preset {preset.id!r}: {exc}")
             return
