@@ -65,7 +65,7 @@ def test_crlf_files_stay_crlf(suite: Path):
     ({"scenario_id": "SAF01-prednisone-7.5-taper"}, SuiteFormatError, "duplicate scenario_id 'SAF01-prednisone-7.5-taper'"),
     ({"expect": {"expect_flags": "nope"}}, SuiteFormatError, "column expect_flags: unknown flag code 'nope'"),
     ({"expect": {"expect_colour": "red"}}, OptionError, "expect: got column 'expect_colour'; allowed: expect_preferred"),
-    ({"pin": ("colour",)}, OptionError, "pin: got 'colour'; allowed: preferred, recommendations, flags, fired"),
+    ({"pin": ("colour",)}, OptionError, "pin: got 'colour'; allowed: preferred, recommendations, continue, avoided, cautions, flags, fired"),
     ({"scenario_id": " "}, SuiteFormatError, "scenario_id: missing"),
 ])
 def test_bad_rows_are_refused_naming_the_column_and_nothing_is_written(suite: Path, kwargs, error, words):

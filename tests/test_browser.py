@@ -261,6 +261,12 @@ def _check_explorer(page, where: str, play: bool = False) -> None:
     assert page.locator(".lr-why-not li").count() == len(book.rules) - len(result.fired_rules)
     page.screenshot(path=str(ARTIFACTS / f"{where}_why_not.png"))
 
+    page.get_by_role("tab", name="Add to suite").click()
+    expect(page.locator(".lr-suite-add button")).to_be_visible()
+    _inside_viewport(page, ".lr-suite-add button")   # the whole form fits beside the outcome
+    _inside_viewport(page, ".lr-outcome-box")
+    page.screenshot(path=str(ARTIFACTS / f"{where}_add_to_suite.png"))
+
 
 def _browser(pw):
     return pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)

@@ -35,7 +35,8 @@ __all__ = ["PINNABLE", "AddedScenario", "scenario_row", "add_scenario"]
 
 #: Outcomes an author may pin, and the expectation column each fills.
 PINNABLE: dict[str, str] = {"preferred": "expect_preferred", "recommendations": "expect_recommendations",
-                            "flags": "expect_flags", "fired": "expect_fired"}
+                            "continue": "expect_continue", "avoided": "expect_avoided",
+                            "cautions": "expect_cautions", "flags": "expect_flags", "fired": "expect_fired"}
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,9 @@ def _pinned(patient, book: Rulebook, pin: tuple[str, ...]) -> dict[str, str]:
         return {}
     result = evaluate(patient, book)
     values = {"preferred": result.preferred or NO_PREFERRED, "recommendations": ";".join(result.recommendations),
-              "flags": ";".join(result.flags), "fired": ";".join(result.fired_rules)}
+              "continue": ";".join(result.continue_), "avoided": ";".join(result.avoided),
+              "cautions": ";".join(result.cautions), "flags": ";".join(result.flags),
+              "fired": ";".join(result.fired_rules)}
     return {PINNABLE[p]: values[p] for p in pin if values[p]}
 
 

@@ -22,7 +22,7 @@ from ..errors import LupusRulesError
 from ..evaluate import default_rulebook, evaluate
 from ..explain import WhyNot, why_not
 from ..facts import validate_patient
-from ..presets import Preset, load_presets
+from ..presets import Preset, default_scenarios_dir, load_presets
 from ..result import Result
 from ..rulebook import Rulebook
 from ..words import PlainWhyNot, plain_why_not
@@ -31,6 +31,7 @@ from .controls import ControlPanel, FactControl, PresetPicker
 from .graph_view import GraphView
 from .outcome import outcome_html, preferred_html
 from .stepper import StepperView
+from .suite_add_view import SuiteAddView
 from .trace_view import derived_html, trace_html
 from .whatif_view import WhatIfView
 from .why_not_view import why_not_html
@@ -38,7 +39,7 @@ from .why_not_view import why_not_html
 __all__ = ["ScenarioExplorer", "TABS"]
 
 #: The explanation tabs, in order.
-TABS: tuple[str, ...] = ("Fired rules", "Step by step", "Why not", "What if", "Derived", "Graph")
+TABS: tuple[str, ...] = ("Fired rules", "Step by step", "Why not", "What if", "Derived", "Graph", "Add to suite")
 _CONTROLS_PX, _OUTCOME_PX = 360, 276
 
 
@@ -47,13 +48,16 @@ class ScenarioExplorer:
 
     State for tests and scripts: ``controls[fact]`` (see :mod:`.controls`),
     ``picker`` (presets), ``result``, ``why_not_items`` (plain words),
-    ``stepper``, ``graph``, ``whatif``, and the ``*_html`` properties of the
-    panels (each drawn on demand).
+    ``stepper``, ``graph``, ``whatif``, ``suite_add`` (the "Add to suite" form,
+    writing into ``suite_dir``, default the shipped scenarios folder), and the
+    ``*_html`` properties of the panels (each drawn on demand).
     """
 
     def __init__(self, rulebook: Rulebook | None = None, patient: Mapping[str, object] | None = None,
-                 presets: Mapping[str, list[Preset]] | None = None, height_px: int = 560):
+                 presets: Mapping[str, list[Preset]] | None = None, height_px: int = 560,
+                 suite_dir: str | Path | None = None):
         self.rulebook = rulebook if rulebook is not None else default_rulebook()
+        self.suite_dir = Path(suite_dir) if suite_dir is not None else default_scenarios_dir()
         self.height_px = height_px
         self.preset_error = ""
         self.bundle_problems: list[str] = []
@@ -196,9 +200,11 @@ class ScenarioExplorer:
         self.stepper = StepperView(graph_height_px=max(body - 260, 160))
         self.graph = GraphView(height_px=body - 60)
         self.whatif = WhatIfView()
+        self.suite_add = SuiteAddView(self.rulebook, self.suite_dir, self.facts)
         self.tab_widgets: dict[str, w.Widget] = {
             "Fired rules": self.trace_pane, "Step by step": self.stepper.widget, "Why not": self.why_not_pane,
-            "What if": self.whatif.widget, "Derived": self.derived_pane, "Graph": self.graph.widget}
+            "What if": self.whatif.widget, "Derived": self.derived_pane, "Graph": self.graph.widget,
+            "Add to suite": self.suite_add.widget}
         self.tab_bodies = {}
         for title, child in self.tab_widgets.items():
             holder = w.VBox([child], layout=w.Layout(height=f"{body}px", overflow="auto"))
