@@ -36,6 +36,7 @@ __all__ = [
     "FactChange",
     "WhyNot",
     "condition_holds",
+    "clause_marks",
     "describe_failure",
     "why_not",
     "derivation_graph",
@@ -254,6 +255,15 @@ def why_not(result_or_patient: Result | Patient | Mapping[str, object],
             raise RuntimeError(f"rule {rule.id} did not fire although all its conditions hold")
         out.append(WhyNot(rule.id, rule.title, failed[0], failed, search.fix(rule, failed)))
     return out
+
+
+def clause_marks(rule: Rule, result: Result) -> tuple[tuple[str, bool], ...]:
+    """Each condition of ``rule`` in words (``Condition.describe``) with whether it held for the result's patient.
+
+    The clause highlighting of the explorer: which parts of a rule the current
+    patient meets. ``result`` must come from the rulebook ``rule`` belongs to.
+    """
+    return tuple((c.describe(), condition_holds(c, result.patient, result.derived)) for c in rule.when)
 
 
 def _resolve(result_or_patient: Result | Patient | Mapping[str, object],

@@ -188,3 +188,26 @@ def test_derivation_table_has_one_row_per_fired_rule_in_firing_order():
     book = default_rulebook()
     for _, row in table.iterrows():
         assert row["derives"] == ", ".join(book.rule(row["rule"]).derive)
+
+
+def test_clause_marks_say_which_conditions_held():
+    from lupus_rules.explain import clause_marks
+
+    result = evaluate({"manifestations": {"joint"}, "methotrexate": "intolerant"})
+    rule = next(r for r in default_rulebook().rules if r.id == "R-JNT-02")
+    marks = dict(clause_marks(rule, result))
+    assert marks["manifestations has joint"] and marks["derived needs_alternative"]
+    assert not marks["low_dose_glucocorticoid_tried == true"] and marks["mycophenolate == not_tried"]
+
+
+@pytest.mark.parametrize("index", range(0, 200, 7))
+def test_clause_marks_agree_with_firing(index):
+    """Every condition of a fired rule held; every rule that did not fire has one that did not."""
+    from lupus_rules.explain import clause_marks
+    from lupus_rules.presets import load_presets
+
+    presets = [p for group in load_presets().values() for p in group]
+    result = evaluate(presets[index % len(presets)].facts)
+    for rule in default_rulebook().rules:
+        held = [ok for _, ok in clause_marks(rule, result)]
+        assert all(held) == (rule.id in result.fired_rules), rule.id

@@ -406,3 +406,13 @@ def test_plots_carry_the_rulebook_version_and_the_disclaimer():
     for fig in (plot_preferred_by_manifestation(RESULTS), plot_rule_frequency(RESULTS)):
         texts = [fig.axes[0].get_title()] + [t.get_text() for t in fig.texts]
         assert any("v123" in t for t in texts[:1]) and any("Not for clinical use" in t for t in texts)
+
+
+def test_why_not_marks_the_conditions_that_held_and_failed():
+    explorer = ScenarioExplorer(presets={}, patient={"manifestations": {"joint"}, "methotrexate": "intolerant"})
+    explorer.show_tab("Why not")
+    html = explorer.why_not_html
+    item = html[html.index("data-rule='R-JNT-02'"):]
+    item = item[:item.index("</li>")]
+    assert "lr-clause-held" in item and "manifestations has joint" in item
+    assert "lr-clause-failed" in item and "low_dose_glucocorticoid_tried == true" in item

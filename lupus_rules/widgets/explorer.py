@@ -20,7 +20,7 @@ import ipywidgets as w
 
 from ..errors import LupusRulesError
 from ..evaluate import default_rulebook, evaluate
-from ..explain import WhyNot, why_not
+from ..explain import WhyNot, clause_marks, why_not
 from ..facts import validate_patient
 from ..presets import Preset, default_scenarios_dir, load_presets
 from ..result import Result
@@ -227,7 +227,9 @@ class ScenarioExplorer:
         if title == "Fired rules":
             self.trace_pane.value = trace_html(result, book)
         elif title == "Why not":
-            self.why_not_pane.value = why_not_html(self.why_not_items, result.preferred)
+            items = self.why_not_items
+            marks = {r.id: clause_marks(r, result) for r in book.rules if r.id in {i.rule_id for i in items}}
+            self.why_not_pane.value = why_not_html(items, result.preferred, marks)
         elif title == "Derived":
             self.derived_pane.value = derived_html(result, book)
         elif title == "Graph":
