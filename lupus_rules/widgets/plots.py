@@ -8,8 +8,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..rulebook import Rulebook
+
 __all__ = ["preferred_by_manifestation", "rule_frequency", "plot_preferred_by_manifestation",
-           "plot_rule_frequency"]
+           "plot_rule_frequency", "rule_label"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -59,7 +61,10 @@ def plot_preferred_by_manifestation(results: pd.DataFrame):
 
     table = preferred_by_manifestation(results)
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    table.plot.barh(stacked=True, ax=ax, colormap="tab20", width=0.8)
+    palette = plt.get_cmap("tab20")
+    agents = [c for c in table.columns if c != "none"]
+    colours = [("#b0b0b0" if c == "none" else palette(agents.index(c) % 20)) for c in table.columns]
+    table.plot.barh(stacked=True, ax=ax, color=colours, width=0.8)  # "none" grey: no agent is not an agent
     ax.set_xlabel("% of generated scenarios with this manifestation")
     ax.set_ylabel("")
     ax.legend(title="preferred agent", bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
@@ -69,13 +74,26 @@ def plot_preferred_by_manifestation(results: pd.DataFrame):
     return fig
 
 
-def plot_rule_frequency(results: pd.DataFrame, top: int = 20):
-    """Horizontal bars: the ``top`` most frequently fired rules; rulebook version in the title."""
+def rule_label(rule_id: str, rulebook: Rulebook | None, width: int = 46) -> str:
+    """``"R-LN-01 Nephritis step 1: mycophenolate induct…"``: the id and its title, cut to ``width``."""
+    titles = {r.id: r.title for r in rulebook.rules} if rulebook is not None else {}
+    title = titles.get(rule_id, "")
+    if len(title) > width:
+        title = title[:width - 1].rstrip() + "…"
+    return f"{rule_id} {title}".strip()
+
+
+def plot_rule_frequency(results: pd.DataFrame, top: int = 20, rulebook: Rulebook | None = None):
+    """Horizontal bars: the ``top`` most frequently fired rules, labelled with their titles from ``rulebook``.
+
+    The rulebook version is in the title.
+    """
     import matplotlib.pyplot as plt
 
     table = rule_frequency(results).head(top)
     fig, ax = plt.subplots(figsize=(10, 0.28 * len(table) + 1.5))
-    ax.barh(table.index[::-1], table["percent"][::-1], color="#d97706")
+    labels = [rule_label(r, rulebook) for r in table.index]
+    ax.barh(labels[::-1], table["percent"][::-1], color="#d97706")
     ax.set_xlabel("% of generated scenarios in which the rule fired")
     ax.set_title(f"Most frequently fired rules — rulebook {_version_of(results)}")
     _footer(fig, results)
