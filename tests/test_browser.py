@@ -15,6 +15,7 @@ missing at /usr/bin/chromium; the app test also when Voila is not installed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -143,15 +144,18 @@ def lab(tmp_path: Path) -> Iterator[str]:
         _stop(proc)
 
 
-@pytest.fixture
-def voila_app(tmp_path: Path) -> Iterator[str]:
-    """The code-free app (Voila serving app/explorer.ipynb) on a free port; yields its URL."""
+@contextlib.contextmanager
+def serve_voila(notebook: Path, tmp_path: Path, what: str) -> Iterator[str]:
+    """Voila serving ``notebook`` on a free loopback port; yields its URL.
+
+    Skips (loudly) without Chromium, or without Voila (``what`` names the page not tested).
+    """
     _require_chromium()
     voila = Path(sys.executable).with_name("voila")
     if not voila.exists():
-        pytest.skip("Voila is not installed in this environment (pip install -e '.[app]'): app not tested")
+        pytest.skip(f"Voila is not installed in this environment (pip install -e '.[app]'): {what} not tested")
     port = _free_port()
-    command = [str(voila), str(APP), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
+    command = [str(voila), str(notebook), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
                "--VoilaConfiguration.show_tracebacks=True"]
     log = tmp_path / "voila.log"
     proc = _start(command, ROOT, _jupyter_env(tmp_path), log)
@@ -161,6 +165,13 @@ def voila_app(tmp_path: Path) -> Iterator[str]:
         yield url
     finally:
         _stop(proc)
+
+
+@pytest.fixture
+def voila_app(tmp_path: Path) -> Iterator[str]:
+    """The code-free app (Voila serving app/explorer.ipynb) on a free port; yields its URL."""
+    with serve_voila(APP, tmp_path, "app") as url:
+        yield url
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,14 +12,12 @@ helpers are those of ``tests/test_browser.py``; skipped (loudly) without Chromiu
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
-from test_browser import (ARTIFACTS, CELL_RUN_MS, ROOT, VIEWPORT, _browser, _free_port, _jupyter_env,
-                          _require_chromium, _start, _stop, _wait_until_up)
+from test_browser import ARTIFACTS, CELL_RUN_MS, VIEWPORT, _browser, serve_voila
 
 from lupus_rules.authoring.editing import edit_rule
 from lupus_rules.authoring.impact import impact
@@ -38,10 +36,6 @@ RuleEditor({folder!r}, {scenarios!r}, rule_id="R-KID-01")
 @pytest.fixture
 def editor_app(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """Voila serving a one-cell notebook with the editor on a copy of the rule folder; yields (URL, folder)."""
-    _require_chromium()
-    voila = Path(sys.executable).with_name("voila")
-    if not voila.exists():
-        pytest.skip("Voila is not installed in this environment (pip install -e '.[app]'): editor page not tested")
     folder = tmp_path / "rules"
     shutil.copytree(DEFAULT_RULES_DIR, folder)
     notebook = nbformat.v4.new_notebook()
@@ -50,17 +44,8 @@ def editor_app(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     page = tmp_path / "editor.ipynb"
     nbformat.write(notebook, page)
-    port = _free_port()
-    command = [str(voila), str(page), "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
-               "--VoilaConfiguration.show_tracebacks=True"]
-    log = tmp_path / "voila.log"
-    proc = _start(command, ROOT, _jupyter_env(tmp_path), log)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_up(url, proc, log)
+    with serve_voila(page, tmp_path, "editor page") as url:
         yield url, folder
-    finally:
-        _stop(proc)
 
 
 _SMALLEST_TEXT = """e => {
