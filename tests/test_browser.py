@@ -332,7 +332,9 @@ def test_explorer_in_jupyterlab_at_1366x768(lab: str) -> None:
             browser.close()
 
 
-def test_explorer_app_in_voila_at_1366x768(voila_app: str) -> None:
+@contextlib.contextmanager
+def open_page(url: str) -> Iterator:
+    """Headless Chromium at 1366x768 on ``url``; yields the page, closes the browser afterwards."""
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=CELL_RUN_MS)
@@ -342,9 +344,14 @@ def test_explorer_app_in_voila_at_1366x768(voila_app: str) -> None:
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(CELL_RUN_MS)
-            page.goto(voila_app)
-            page.locator(".lr-explorer").wait_for()
-            assert page.locator(".jp-InputArea, .jp-CodeCell .jp-Editor").count() == 0, "the app shows code"
-            _check_explorer(page, "app", play=True)
+            page.goto(url)
+            yield page
         finally:
             browser.close()
+
+
+def test_explorer_app_in_voila_at_1366x768(voila_app: str) -> None:
+    with open_page(voila_app) as page:
+        page.locator(".lr-explorer").wait_for()
+        assert page.locator(".jp-InputArea, .jp-CodeCell .jp-Editor").count() == 0, "the app shows code"
+        _check_explorer(page, "app", play=True)

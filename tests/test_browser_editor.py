@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_browser import ARTIFACTS, CELL_RUN_MS, VIEWPORT, _browser, serve_voila
+from test_browser import ARTIFACTS, VIEWPORT, open_page, serve_voila
 
 from lupus_rules.authoring.editing import edit_rule
 from lupus_rules.authoring.impact import impact
@@ -68,7 +68,7 @@ _SMALLEST_TEXT = """e => {
 
 
 def test_editor_threshold_edit_updates_the_impact_at_1366x768(editor_app: tuple[str, Path]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, folder = editor_app
     base = load_rulebook(folder)
@@ -76,62 +76,53 @@ def test_editor_threshold_edit_updates_the_impact_at_1366x768(editor_app: tuple[
                       default_scenarios_dir())
     counts = expected.counts
     assert counts["outcome"] and counts["pass_to_fail"], "the edit must change something to be seen"
-    expect.set_options(timeout=CELL_RUN_MS)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = _browser(pw)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.set_default_timeout(CELL_RUN_MS)
-            page.goto(url)
-            editor = page.locator(".lr-editor")
-            editor.wait_for()
-            summary = page.locator(".lr-impact-summary")
-            expect(summary).to_contain_text(f"0 of {counts['total']} scenarios changed")
-            value = page.locator(".lr-rule-form .lr-condition input[type=text]").first
-            expect(value).to_have_value("60")
+    with open_page(url) as page:
+        editor = page.locator(".lr-editor")
+        editor.wait_for()
+        summary = page.locator(".lr-impact-summary")
+        expect(summary).to_contain_text(f"0 of {counts['total']} scenarios changed")
+        value = page.locator(".lr-rule-form .lr-condition input[type=text]").first
+        expect(value).to_have_value("60")
 
-            value.fill("45")
-            expect(summary).to_contain_text(f"{counts['changed']} of {counts['total']} scenarios changed")
-            expect(summary).to_contain_text(f"{counts['outcome']} outcome, {counts['trace']} trace-only")
-            expect(page.locator(".lr-impact-table .lr-pass-fail")).to_have_count(counts["pass_to_fail"])
-            for ident in expected.outcome_changes["scenario_id"]:
-                expect(page.locator(".lr-impact-table code", has_text=ident)).to_have_count(1)
-            for ident in expected.trace_changes["scenario_id"]:  # outcome changes only, by default
-                expect(page.locator(".lr-impact-table code", has_text=ident)).to_have_count(0)
+        value.fill("45")
+        expect(summary).to_contain_text(f"{counts['changed']} of {counts['total']} scenarios changed")
+        expect(summary).to_contain_text(f"{counts['outcome']} outcome, {counts['trace']} trace-only")
+        expect(page.locator(".lr-impact-table .lr-pass-fail")).to_have_count(counts["pass_to_fail"])
+        for ident in expected.outcome_changes["scenario_id"]:
+            expect(page.locator(".lr-impact-table code", has_text=ident)).to_have_count(1)
+        for ident in expected.trace_changes["scenario_id"]:  # outcome changes only, by default
+            expect(page.locator(".lr-impact-table code", has_text=ident)).to_have_count(0)
 
-            value.fill("-5")  # refused: the loader's message, the impact as it was
-            expect(page.locator(".lr-form-error")).to_contain_text(
-                "when[0].value: got -5; allowed: a number from 0 to 200 (the range of egfr)")
-            expect(summary).to_contain_text(f"{counts['changed']} of {counts['total']} scenarios changed")
-            expect(page.locator(".lr-impact-held")).to_contain_text("not updated")
-            value.fill("45")
-            expect(page.locator(".lr-impact-held")).to_have_count(0)
-            expect(page.locator(".lr-form-ok")).to_be_visible()
+        value.fill("-5")  # refused: the loader's message, the impact as it was
+        expect(page.locator(".lr-form-error")).to_contain_text(
+            "when[0].value: got -5; allowed: a number from 0 to 200 (the range of egfr)")
+        expect(summary).to_contain_text(f"{counts['changed']} of {counts['total']} scenarios changed")
+        expect(page.locator(".lr-impact-held")).to_contain_text("not updated")
+        value.fill("45")
+        expect(page.locator(".lr-impact-held")).to_have_count(0)
+        expect(page.locator(".lr-form-ok")).to_be_visible()
 
-            page.evaluate("window.scrollTo(0, 0)")
-            page.wait_for_timeout(300)
-            page.screenshot(path=str(ARTIFACTS / "editor.png"))
-            box = editor.bounding_box()
-            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORT["width"], box
-            assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"]
-            smallest, where = editor.evaluate(_SMALLEST_TEXT)
-            assert smallest >= 14, f"text under 14 px: {smallest} px at {where}"
+        page.evaluate("window.scrollTo(0, 0)")
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ARTIFACTS / "editor.png"))
+        box = editor.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORT["width"], box
+        assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"]
+        smallest, where = editor.evaluate(_SMALLEST_TEXT)
+        assert smallest >= 14, f"text under 14 px: {smallest} px at {where}"
 
-            page.get_by_role("button", name="Show diff").click()
-            expect(page.locator(".lr-diff")).to_contain_text('value: 45}')
-            page.locator(".lr-diff").scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "editor_diff.png"))
-            page.get_by_role("button", name="Save").click()
-            expect(page.locator(".lr-saved")).to_contain_text("Wrote 20_second_line.yaml")
+        page.get_by_role("button", name="Show diff").click()
+        expect(page.locator(".lr-diff")).to_contain_text('value: 45}')
+        page.locator(".lr-diff").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "editor_diff.png"))
+        page.get_by_role("button", name="Save").click()
+        expect(page.locator(".lr-saved")).to_contain_text("Wrote 20_second_line.yaml")
 
-            page.get_by_role("button", name="+ new rule").click()  # a blank rule: the loader says what it lacks
-            error = page.locator(".lr-form-error")
-            expect(error).to_contain_text("title: missing")
-            expect(error).to_contain_text("then: missing: a rule needs at least one conclusion")
-            page.evaluate("window.scrollTo(0, 0)")
-            page.wait_for_timeout(300)
-            page.screenshot(path=str(ARTIFACTS / "editor_new_rule.png"))
-        finally:
-            browser.close()
+        page.get_by_role("button", name="+ new rule").click()  # a blank rule: the loader says what it lacks
+        error = page.locator(".lr-form-error")
+        expect(error).to_contain_text("title: missing")
+        expect(error).to_contain_text("then: missing: a rule needs at least one conclusion")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ARTIFACTS / "editor_new_rule.png"))
     assert load_rulebook(folder).rule("R-KID-01").when[0].value == 45
