@@ -276,3 +276,39 @@ def test_continue_and_caution_are_edited_through_the_form(folder: Path) -> None:
     editor.save()
     reloaded = load_rulebook(folder)
     assert [r.to_data() for r in reloaded.rules] == [r.to_data() for r in both.rules]
+
+
+def test_a_renamed_rule_is_shown_under_its_new_id(folder: Path) -> None:
+    """Editing the id renames the rule in the picker, the form heading and the edits list; renaming back undoes it."""
+    editor = RuleEditor(folder, SUITE, rule_id="R-KID-01")
+    base = editor.base
+    file = base.rule("R-KID-01").file
+    editor.form.id.value = "R-KID-45"
+    assert editor.form.error == "" and "R-KID-45" in editor.edited.rule_ids
+    labels = dict((v, k) for k, v in editor.rule.options)
+    assert "R-KID-01" not in labels and editor.rule.value == "R-KID-45"
+    assert labels["R-KID-45"].startswith("✎ R-KID-45 (was R-KID-01) · ")
+    assert editor.rule.label == labels["R-KID-45"]
+    assert editor.form.heading.value.count("R-KID-45") == 1 and "Editing R-KID-45 (was R-KID-01)" in \
+        editor.form.heading.value and f"({file})" in editor.form.heading.value
+    assert "<b>renamed</b>: R-KID-01 → R-KID-45" in editor.changes_html.value
+    assert "<b>added</b>" not in editor.changes_html.value and "<b>dropped</b>" not in editor.changes_html.value
+
+    editor.form.id.value = "R-KID-02"  # another rule's id: refused, the last accepted name stays
+    assert "duplicate rule id" in editor.form.error and editor.rule.value == "R-KID-45"
+    editor.form.id.value = "R-KID-46"
+    assert editor.rule.value == "R-KID-46" and "R-KID-45" not in {v for _, v in editor.rule.options}
+    assert "<b>renamed</b>: R-KID-01 → R-KID-46" in editor.changes_html.value
+
+    editor.select("R-KID-02")  # reopened later, the renamed rule still says what it was
+    editor.rule.value = "R-KID-46"
+    assert "Editing R-KID-46 (was R-KID-01)" in editor.form.heading.value
+    editor.form.id.value = "R-KID-01"  # renamed back: nothing left to show
+    assert dict((v, k) for k, v in editor.rule.options)["R-KID-01"].startswith("R-KID-01 · ")
+    assert "Editing R-KID-01 (" in editor.form.heading.value and "was" not in editor.form.heading.value
+    assert editor.edited.version == base.version and "none yet" in editor.changes_html.value
+
+    editor.form.id.value = "R-KID-47"
+    editor.save()
+    assert "R-KID-47" in load_rulebook(folder).rule_ids and "R-KID-01" not in load_rulebook(folder).rule_ids
+    assert dict((v, k) for k, v in editor.rule.options)["R-KID-47"].startswith("R-KID-47 · "), "saved: the new base"

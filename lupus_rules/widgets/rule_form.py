@@ -265,8 +265,10 @@ class RuleForm:
         for control in (self.id, self.title, self.section, self.citation, self.rationale, self.note, self.avoid,
                         self.flag, self.derive, self.keep, self.caution):
             control.observe(lambda _: self.check(), names="value")
+        self.heading = w.HTML()
+        self.set_heading(heading)
         self.widget = w.VBox([
-            w.HTML(f"<div class='lr-form-heading'>{_e(heading)}</div>" if heading else ""),
+            self.heading,
             self.id, self.title, self.section, self.citation,
             w.HTML("<div class='lr-form-heading'>when (all must hold)</div>"), self.condition_box,
             self.add_condition_button,
@@ -325,6 +327,10 @@ class RuleForm:
         self.recommend_box.children = tuple(r.widget for r in self.recommend)
         close_tree(row.widget)
         self.check()
+
+    def set_heading(self, text: str) -> None:
+        """The line above the form (e.g. which rule is edited); empty: none."""
+        self.heading.value = f"<div class='lr-form-heading'>{_e(text)}</div>" if text else ""
 
     def close(self) -> None:
         """Close every widget of the form (when the editor opens another rule)."""
