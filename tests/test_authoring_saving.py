@@ -139,8 +139,9 @@ def test_continue_and_caution_edits_diff_save_reload(folder: Path):
     assert saved.version == edited.version
     assert [r.to_data() for r in saved.rules] == [r.to_data() for r in edited.rules]
     text = (folder / book.rule("R-FL-02").file).read_text()
-    assert "      continue: [mycophenolate, hydroxychloroquine]\n      derive: [immunosuppression]\n" \
-           "      caution: [mmf_dose_kidney]\n    rationale:" in text, "a new conclusion goes where the shipped files put it"
+    placed = "      continue: [mycophenolate, hydroxychloroquine]\n      derive: [immunosuppression]\n" \
+             "      caution: [mmf_dose_kidney]\n    rationale:"
+    assert placed in text, "a new conclusion goes where the shipped files put it"
 
     emptied = edit_rule(saved, "R-FL-02", keep=[], caution=None)  # removed conclusions drop their lines
     plan = save_rulebook(folder, emptied)

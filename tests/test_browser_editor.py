@@ -178,13 +178,15 @@ def test_renaming_a_rule_renames_it_in_the_rule_picker(editor_app: tuple[str, Pa
                 r"^id$"))).locator("input")
             ident.fill("R-KID-45")
             expect(page.locator(".lr-form-ok")).to_be_visible()
-            page.wait_for_function(f"() => [...document.querySelectorAll('.lr-editor select')].some(s => "
-                                   f"s.options[s.selectedIndex] && s.options[s.selectedIndex].text.replace(/\\s/g, ' ').includes("
-                                   f"'R-KID-45 · '))")
+            page.wait_for_function("() => [...document.querySelectorAll('.lr-editor select')].some(s => "
+                                   "s.options[s.selectedIndex] && s.options[s.selectedIndex].text"
+                                   ".replace(/\\s/g, ' ').includes('R-KID-45 (was R-KID-01) · '))")
             selected = picker.evaluate(_SELECTED)
-            assert "R-KID-45 · " in selected and "R-KID-01 " not in selected, selected
+            assert "✎ R-KID-45 (was R-KID-01) · " in selected, selected
             labels = picker.evaluate("s => [...s.options].map(o => o.text.replace(/\\s/g, ' '))")
             assert not any(label.split(" · ")[0].endswith("R-KID-01") for label in labels), labels
-            expect(page.locator(".lr-rule-form .lr-form-heading").first).to_contain_text("R-KID-45")
+            expect(page.locator(".lr-rule-form .lr-form-heading").first).to_contain_text(
+                "Editing R-KID-45 (was R-KID-01)")
+            expect(page.locator(".lr-edits")).to_contain_text("renamed: R-KID-01 → R-KID-45")
         finally:
             browser.close()

@@ -28,7 +28,8 @@ from typing import Any
 from ..errors import RuleProblem, RulebookError
 from ..rulebook import Rulebook, rulebook_from_documents
 
-__all__ = ["RULE_FIELDS", "CONCLUSION_FIELDS", "FIELD_ALIASES", "apply_fields", "edit_rule", "add_rule", "drop_rule", "rule_data"]
+__all__ = ["RULE_FIELDS", "CONCLUSION_FIELDS", "FIELD_ALIASES", "apply_fields", "edit_rule", "add_rule", "drop_rule",
+           "rule_data"]
 
 #: Fields of a rule an edit may set (conclusions are set by name, without ``then.``).
 RULE_FIELDS: tuple[str, ...] = ("id", "title", "section", "citation", "when", "recommend", "avoid", "flag",
