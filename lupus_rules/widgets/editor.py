@@ -62,7 +62,8 @@ class RuleEditor:
     ``rulebook``: a rule folder (or a :class:`Rulebook` loaded from one); ``None`` is the shipped
     folder. ``scenarios_dir``: the suite (default: the shipped ``scenarios/``). State, for notebooks
     and tests: :attr:`base` (what the folder holds), :attr:`edited` (every accepted edit),
-    :attr:`impact`, :attr:`form`, :attr:`plan` (after :meth:`show_diff`), :attr:`error`.
+    :attr:`impact`, :attr:`form`, :attr:`plan` (after :meth:`show_diff`), :attr:`error`, :attr:`renamed`
+    (rules whose id was edited in the form: new id -> id in the folder).
     """
 
     def __init__(self, rulebook: Rulebook | str | Path | None = None,
