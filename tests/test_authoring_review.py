@@ -10,6 +10,7 @@ import pytest
 
 from lupus_rules.authoring import compare, read_scenarios
 from lupus_rules.authoring.editing import drop_rule, edit_rule
+from lupus_rules.authoring.impact import impact
 from lupus_rules.authoring.review import build_review
 from lupus_rules.authoring.review_render import to_html, to_markdown
 from lupus_rules.authoring.saving import save_rulebook
@@ -94,6 +95,29 @@ def test_review_of_an_edited_copy_flags_stale_text_and_escapes_rule_text(edited_
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "Texts that still name a replaced number" in page
     assert review.after.lint_passed is None and "not run" in page
+
+
+def test_a_change_only_in_avoided_is_an_outcome_change_for_the_editor_and_the_review():
+    """One definition of an outcome change: the review dossier and the rule editor's impact agree."""
+    book = load_rulebook()
+    rule = book.rule("R-ST-LDN-AVOID")
+    edited = edit_rule(book, rule.id, avoid=[*rule.avoid, "voclosporin"])
+    editor = impact(book, edited, SCENARIOS)  # what the rule editor shows
+    assert len(editor.rows) and set(editor.rows["changed"]) == {"avoided"}, "only the avoided list changes"
+    assert len(editor.outcome_changes) == len(editor.rows) and editor.trace_changes.empty
+    review = build_review(book, edited, SCENARIOS, run_lint=False, now=NOW)
+    assert set(review.outcome_changes["scenario_id"]) == set(editor.outcome_changes["scenario_id"])
+    assert review.trace_changes.empty
+    assert set(review.outcome_changes["avoided_added"]) == {"voclosporin: R-ST-LDN-AVOID"}
+    assert set(review.outcome_changes["avoided_removed"]) == {""}
+    assert f"{len(editor.rows)} scenarios with a changed outcome" in review.verdict
+    page = to_html(review)
+    assert "<th>Continue, avoided, cautions</th>" in page
+    assert '<b>avoided</b> <span class="plus">+voclosporin: R-ST-LDN-AVOID</span>' in page
+    text = to_markdown(review)
+    sid = editor.rows["scenario_id"].iloc[0]
+    line = next(line for line in text.splitlines() if f"`{sid}`" in line)
+    assert "avoided: +voclosporin: R-ST-LDN-AVOID" in line
 
 
 def test_expectations_that_cannot_be_checked_are_said_so(tmp_path):

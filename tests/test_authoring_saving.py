@@ -109,6 +109,47 @@ def test_every_field_added_and_dropped_rules_round_trip(folder: Path):
     assert "note" not in rule_data(saved, "R-FL-02")
 
 
+def test_continue_and_caution_edits_diff_save_reload(folder: Path):
+    """``continue`` (Rule.keep) and ``caution`` are edited, planned, saved and reloaded like any field."""
+    book = load_rulebook(folder)
+    assert book.rule("R-FL-02").keep == ("mycophenolate",) and not book.rule("R-FL-02").caution
+    assert book.rule("R-SAFE-LEF-UNKNOWN").caution == ("egfr_before_leflunomide",)
+    before = _snapshot(folder)
+    edited = edit_rule(book, "R-FL-02", keep=["mycophenolate", "hydroxychloroquine"], caution=["mmf_dose_kidney"])
+    edited = edit_rule(edited, "R-SAFE-LEF-UNKNOWN", caution=["egfr_before_leflunomide", "egfr_before_cni"])
+    assert edited.rule("R-FL-02").keep == ("mycophenolate", "hydroxychloroquine")
+    assert edited.rule("R-FL-02").caution == ("mmf_dose_kidney",)
+    assert rule_data(edited, "R-FL-02")["then"]["continue"] == ["mycophenolate", "hydroxychloroquine"]
+
+    plan = plan_save(folder, edited)
+    assert sorted(plan.files) == [book.rule("R-FL-02").file, book.rule("R-SAFE-LEF-UNKNOWN").file]
+    assert sorted(plan.changed_rules) == ["R-FL-02", "R-SAFE-LEF-UNKNOWN"]
+    assert sorted(_changed_lines(plan.diff())) == sorted([
+        "-      continue: [mycophenolate]",
+        "+      continue: [mycophenolate, hydroxychloroquine]",
+        "+      caution: [mmf_dose_kidney]",
+        "-      caution: [egfr_before_leflunomide]",
+        "+      caution: [egfr_before_leflunomide, egfr_before_cni]",
+    ])
+    assert _snapshot(folder) == before, "planning writes nothing"
+    save_plan(plan)
+    after = _snapshot(folder)
+    assert sorted(n for n in before if before[n] != after[n]) == sorted(plan.files)
+    saved = load_rulebook(folder)
+    assert saved.version == edited.version
+    assert [r.to_data() for r in saved.rules] == [r.to_data() for r in edited.rules]
+    text = (folder / book.rule("R-FL-02").file).read_text()
+    placed = "      continue: [mycophenolate, hydroxychloroquine]\n      derive: [immunosuppression]\n" \
+             "      caution: [mmf_dose_kidney]\n    rationale:"
+    assert placed in text, "a new conclusion goes where the shipped files put it"
+
+    emptied = edit_rule(saved, "R-FL-02", keep=[], caution=None)  # removed conclusions drop their lines
+    plan = save_rulebook(folder, emptied)
+    assert sorted(_changed_lines(plan.diff())) == sorted([
+        "-      continue: [mycophenolate, hydroxychloroquine]", "-      caution: [mmf_dose_kidney]"])
+    assert load_rulebook(folder).rule("R-FL-02").keep == () and load_rulebook(folder).rule("R-FL-02").caution == ()
+
+
 def test_untouched_files_and_rules_are_byte_identical(folder: Path):
     book = load_rulebook(folder)
     before = _snapshot(folder)
@@ -135,6 +176,12 @@ def test_untouched_files_and_rules_are_byte_identical(folder: Path):
     (lambda b: edit_rule(b, "R-FL-01", recommend=[{"agent": "mycophenolate", "rank": 0}]),
      "[R-FL-01] then.recommend[0].rank", "allowed: a whole number from 1"),
     (lambda b: add_rule(b, rule_data(b, "R-FL-03"), after="R-FL-01"), "[R-FL-03] id", "duplicate rule id"),
+    (lambda b: edit_rule(b, "R-SAFE-LEF-UNKNOWN", caution=["no_such_caution"]),
+     "[R-SAFE-LEF-UNKNOWN] then.caution", "unknown caution 'no_such_caution'; allowed: egfr_before_cni"),
+    (lambda b: edit_rule(b, "R-FL-02", keep=["aspirin"]),
+     "[R-FL-02] then.continue", "unknown agent 'aspirin'; allowed: "),
+    (lambda b: edit_rule(b, "R-FL-02", keep=["mycophenolate"], **{"continue": ["azathioprine"]}),
+     "continue", "given twice (once by its alias keep)"),
     (lambda b: edit_rule(b, "R-FL-01", colour="red"), "[R-FL-01] colour", "not a rule field"),
     (lambda b: edit_rule(b, "R-NOPE", title="x"), "[R-NOPE] id", "no rule with this id"),
 ])

@@ -230,3 +230,85 @@ def test_an_edit_after_show_diff_needs_a_new_diff_before_save(folder: Path) -> N
     assert _texts(folder) == original
     editor.save()  # saving plans the accepted edit first, then writes it
     assert load_rulebook(folder).rule("R-KID-01").when[0].value == 50
+
+
+def test_continue_and_caution_are_edited_through_the_form(folder: Path) -> None:
+    """The ``continue`` and ``caution`` tag boxes edit the rule; the impact follows; the diff and save carry it."""
+    editor = RuleEditor(folder, SUITE, rule_id="R-SAFE-HCQ-DOSE")
+    base = editor.base
+    form = editor.form
+    assert list(form.caution.value) == list(base.rule("R-SAFE-HCQ-DOSE").caution) and list(form.keep.value) == []
+    assert set(form.caution.allowed_tags) == set(base.cautions)
+    with pytest.raises(Exception, match="not allowed"):  # only caution codes of the vocabulary
+        form.caution.value = ["no_such_caution"]
+    form.caution.value = [*form.caution.value, "egfr_before_cni"]
+    assert form.error == "" and editor.edited.rule("R-SAFE-HCQ-DOSE").caution == ("hcq_dose_kidney", "egfr_before_cni")
+    one = edit_rule(base, "R-SAFE-HCQ-DOSE", caution=["hcq_dose_kidney", "egfr_before_cni"])
+    expected = impact(base, one, SUITE)
+    assert not expected.outcome_changes.empty
+    assert list(editor.impact.rows["scenario_id"]) == list(expected.rows["scenario_id"])
+    assert set(editor.impact.outcome_changes["changed"]) == {"cautions"}
+    assert _ids_in(editor.impact_view.table_html, set(expected.rows["scenario_id"])) \
+        == set(expected.outcome_changes["scenario_id"])
+
+    form = editor.select("R-ST-LDN-KEEP")
+    shown = editor.impact
+    form.keep.value = []  # its only conclusion: refused by the loader, the impact stays
+    assert "then: missing: a rule needs at least one conclusion" in form.error and editor.impact is shown
+    form = editor.select("R-FL-02")
+    assert list(form.keep.value) == ["mycophenolate"]
+    form.keep.value = [*form.keep.value, "azathioprine"]
+    assert form.error == "" and editor.edited.rule("R-FL-02").keep == ("mycophenolate", "azathioprine")
+    both = edit_rule(one, "R-FL-02", keep=["mycophenolate", "azathioprine"])
+    assert editor.edited.version == both.version
+    expected = impact(base, both, SUITE)
+    assert list(editor.impact.rows["scenario_id"]) == list(expected.rows["scenario_id"])
+    fires = {s.id for s in load_suite(SUITE) if "R-FL-02" in evaluate(s.patient, base).fired_rules}
+    assert fires and set(editor.impact.outcome_changes.query("changed == 'continue'")["scenario_id"]) == fires
+    assert "continue mycophenolate, azathioprine" in form.preview.value
+
+    plan = editor.show_diff()
+    changed = [line for line in plan.diff().splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert sorted(changed) == sorted(["-      caution: [hcq_dose_kidney]",
+                                      "+      caution: [hcq_dose_kidney, egfr_before_cni]",
+                                      "-      continue: [mycophenolate]",
+                                      "+      continue: [mycophenolate, azathioprine]"])
+    editor.save()
+    reloaded = load_rulebook(folder)
+    assert [r.to_data() for r in reloaded.rules] == [r.to_data() for r in both.rules]
+
+
+def test_a_renamed_rule_is_shown_under_its_new_id(folder: Path) -> None:
+    """Editing the id renames the rule in the picker, the form heading and the edits list; renaming back undoes it."""
+    editor = RuleEditor(folder, SUITE, rule_id="R-KID-01")
+    base = editor.base
+    file = base.rule("R-KID-01").file
+    editor.form.id.value = "R-KID-45"
+    assert editor.form.error == "" and "R-KID-45" in editor.edited.rule_ids
+    labels = dict((v, k) for k, v in editor.rule.options)
+    assert "R-KID-01" not in labels and editor.rule.value == "R-KID-45"
+    assert labels["R-KID-45"].startswith("✎ R-KID-45 (was R-KID-01) · ")
+    assert editor.rule.label == labels["R-KID-45"]
+    assert editor.form.heading.value.count("R-KID-45") == 1 and "Editing R-KID-45 (was R-KID-01)" in \
+        editor.form.heading.value and f"({file})" in editor.form.heading.value
+    assert "<b>renamed</b>: R-KID-01 → R-KID-45" in editor.changes_html.value
+    assert "<b>added</b>" not in editor.changes_html.value and "<b>dropped</b>" not in editor.changes_html.value
+
+    editor.form.id.value = "R-KID-02"  # another rule's id: refused, the last accepted name stays
+    assert "duplicate rule id" in editor.form.error and editor.rule.value == "R-KID-45"
+    editor.form.id.value = "R-KID-46"
+    assert editor.rule.value == "R-KID-46" and "R-KID-45" not in {v for _, v in editor.rule.options}
+    assert "<b>renamed</b>: R-KID-01 → R-KID-46" in editor.changes_html.value
+
+    editor.select("R-KID-02")  # reopened later, the renamed rule still says what it was
+    editor.rule.value = "R-KID-46"
+    assert "Editing R-KID-46 (was R-KID-01)" in editor.form.heading.value
+    editor.form.id.value = "R-KID-01"  # renamed back: nothing left to show
+    assert dict((v, k) for k, v in editor.rule.options)["R-KID-01"].startswith("R-KID-01 · ")
+    assert "Editing R-KID-01 (" in editor.form.heading.value and "was" not in editor.form.heading.value
+    assert editor.edited.version == base.version and "none yet" in editor.changes_html.value
+
+    editor.form.id.value = "R-KID-47"
+    editor.save()
+    assert "R-KID-47" in load_rulebook(folder).rule_ids and "R-KID-01" not in load_rulebook(folder).rule_ids
+    assert dict((v, k) for k, v in editor.rule.options)["R-KID-47"].startswith("R-KID-47 · "), "saved: the new base"

@@ -22,7 +22,7 @@ from ..rulebook import Rulebook
 from .ruldiff import changed_rule_ids
 from .sources import resolve_rulebook
 
-__all__ = ["compare", "read_scenarios", "OUTCOMES", "ScenarioSourceError"]
+__all__ = ["compare", "read_scenarios", "rule_order", "responsible_rules", "OUTCOMES", "ScenarioSourceError"]
 
 #: The outcome columns compared, in report order.
 OUTCOMES = ("preferred", "recommendations", "flags", "fired_rules")
@@ -96,13 +96,17 @@ def _table(ids: np.ndarray, before: pd.DataFrame, after: pd.DataFrame, differs: 
     for outcome in OUTCOMES:
         columns[f"{outcome}_before"] = before[outcome].to_numpy(dtype=object)[where]
         columns[f"{outcome}_after"] = after[outcome].to_numpy(dtype=object)[where]
-    order = _rule_order(book_a, book_b)
-    columns["rules"] = [_responsible(a, b, changed, order) for a, b in
+    order = rule_order(book_a, book_b)
+    columns["rules"] = [responsible_rules(a, b, changed, order) for a, b in
                         zip(columns["fired_rules_before"], columns["fired_rules_after"])]  # type: ignore[arg-type]
     return pd.DataFrame(columns).reset_index(drop=True)
 
 
-def _rule_order(book_a: Rulebook, book_b: Rulebook) -> dict[str, int]:
+def rule_order(book_a: Rulebook, book_b: Rulebook) -> dict[str, int]:
+    """A position for every rule id of either rulebook: ``book_b``'s rules in file order, then those only in ``book_a``.
+
+    It sorts the ids :func:`responsible_rules` names, so a report lists them as the edited rulebook reads.
+    """
     order: dict[str, int] = {}
     for book in (book_b, book_a):
         for rule in sorted(book.rules, key=lambda r: r.position):
@@ -110,8 +114,14 @@ def _rule_order(book_a: Rulebook, book_b: Rulebook) -> dict[str, int]:
     return order
 
 
-def _responsible(before: str, after: str, changed: set[str], order: dict[str, int]) -> str:
-    """Rules fired under only one rulebook, plus changed rules fired under either."""
+def responsible_rules(before: str, after: str, changed: set[str], order: dict[str, int]) -> str:
+    """The rules responsible for one scenario's change, ``;``-joined in ``order`` (:func:`rule_order`).
+
+    ``before``/``after``: the scenario's ``fired_rules`` cells (``;``-joined ids) under each rulebook;
+    ``changed``: ids of the rules whose content differs between them
+    (:func:`~lupus_rules.authoring.ruldiff.changed_rule_ids`). Responsible are the rules fired under
+    only one rulebook, plus the changed rules fired under either.
+    """
     fired_a, fired_b = set(_split(before)), set(_split(after))
     rules = (fired_a ^ fired_b) | (changed & (fired_a | fired_b))
     return ";".join(sorted(rules, key=lambda r: order.get(r, len(order))))

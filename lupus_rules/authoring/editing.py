@@ -11,6 +11,8 @@ Fields are given as they are written in a rule file::
 
     edit_rule(book, "R-KID-01", when=[{"fact": "egfr", "op": ">=", "value": 45}])
     edit_rule(book, "R-FL-01", recommend=[{"agent": "mycophenolate", "rank": 30}], note="")
+    edit_rule(book, "R-FL-02", **{"continue": ["mycophenolate"]}, caution=["mmf_dose_kidney"])
+    edit_rule(book, "R-FL-02", keep=["mycophenolate"])  # ``keep``: the Python name of ``continue``
     add_rule(book, {"id": "R-NEW-01", ...}, after="R-FL-01")
     drop_rule(book, "R-SW-03")
 
@@ -26,13 +28,17 @@ from typing import Any
 from ..errors import RuleProblem, RulebookError
 from ..rulebook import Rulebook, rulebook_from_documents
 
-__all__ = ["RULE_FIELDS", "CONCLUSION_FIELDS", "apply_fields", "edit_rule", "add_rule", "drop_rule", "rule_data"]
+__all__ = ["RULE_FIELDS", "CONCLUSION_FIELDS", "FIELD_ALIASES", "apply_fields", "edit_rule", "add_rule", "drop_rule",
+           "rule_data"]
 
 #: Fields of a rule an edit may set (conclusions are set by name, without ``then.``).
 RULE_FIELDS: tuple[str, ...] = ("id", "title", "section", "citation", "when", "recommend", "avoid", "flag",
-                                "derive", "rationale", "note")
+                                "derive", "continue", "caution", "rationale", "note")
 #: The fields that live under a rule's ``then``.
-CONCLUSION_FIELDS: tuple[str, ...] = ("derive", "recommend", "avoid", "flag")
+CONCLUSION_FIELDS: tuple[str, ...] = ("derive", "recommend", "avoid", "flag", "continue", "caution")
+#: Other names an edit may use for a field: ``keep`` is :attr:`Rule.keep`, written ``continue:`` in a
+#: rule file (``continue`` is a Python keyword, so ``keep=[...]`` is the easier keyword argument).
+FIELD_ALIASES: dict[str, str] = {"keep": "continue"}
 
 
 def rule_data(book: Rulebook, rule_id: str) -> dict[str, Any]:
@@ -47,6 +53,7 @@ def edit_rule(book: Rulebook, rule_id: str, **fields: Any) -> Rulebook:
     unknown field name or rule id raises :class:`RulebookError` naming it.
     """
     rule = _find(book, rule_id)
+    fields = _canonical(fields)
     unknown = sorted(set(fields) - set(RULE_FIELDS))
     if unknown:
         raise RulebookError([RuleProblem(rule.file, rule_id, name, "not a rule field; allowed: "
@@ -95,13 +102,25 @@ def apply_fields(data: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str
     """A copy of one rule's file data with ``fields`` set (conclusions by name); empty conclusions and notes removed."""
     data = copy.deepcopy(data)
     then = data.setdefault("then", {})
-    for name, value in fields.items():
+    for name, value in _canonical(fields).items():
         target = then if name in CONCLUSION_FIELDS else data
         if value is None or (name in CONCLUSION_FIELDS + ("note",) and value in ("", [], ())):
             target.pop(name, None)
         else:
             target[name] = copy.deepcopy(list(value) if isinstance(value, tuple) else value)
     return data
+
+
+def _canonical(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` with aliases (:data:`FIELD_ALIASES`) replaced by the names a rule file uses."""
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        name = FIELD_ALIASES.get(name, name)
+        if name in out:
+            raise RulebookError([RuleProblem("rulebook", None, name, "given twice (once by its alias "
+                                             + ", ".join(a for a, n in FIELD_ALIASES.items() if n == name) + ")")])
+        out[name] = value
+    return out
 
 
 def _rebuild(book: Rulebook, change, file: str) -> Rulebook:

@@ -12,7 +12,7 @@ vectorized engine, :func:`lupus_rules.batch.run_batch`) and returns an
   suite's own per-row check (:func:`lupus_rules.suite.unmet_expectations`), and
   the transition (``pass → FAIL`` first in the table);
 * the rules responsible (fired under one rulebook only, or changed and fired under
-  either, as :func:`lupus_rules.authoring.compare.compare` names them);
+  either: :func:`lupus_rules.authoring.compare.responsible_rules`);
 
 plus counts over the whole suite. An editor evaluates the base once
 (:func:`suite_outcomes`) and passes it as ``before`` to every later call, so each
@@ -31,7 +31,7 @@ from ..batch import run_batch
 from ..rulebook import Rulebook
 from ..suite import DESCRIPTION_COLUMN, EXPECTATION_COLUMNS, ID_COLUMN, Expectations, parse_expectations, \
     unmet_expectations
-from .compare import _responsible, _rule_order, read_scenarios
+from .compare import read_scenarios, responsible_rules, rule_order
 from .ruldiff import changed_rule_ids
 
 __all__ = ["OUTCOME_FIELDS", "IMPACT_COLUMNS", "Suite", "SuiteOutcomes", "Impact", "load_impact_suite",
@@ -64,13 +64,17 @@ class Suite:
         return len(self.ids)
 
 
-def load_impact_suite(scenarios: str | Path | pd.DataFrame | Suite, rulebook: Rulebook | None = None) -> Suite:
+def load_impact_suite(scenarios: str | Path | pd.DataFrame | Suite, rulebook: Rulebook | None = None, *,
+                      check: bool = True) -> Suite:
     """The suite from a folder or file of scenario CSVs, or a DataFrame of rows (cells as text).
 
     Expectations are read by the suite's own parser
     (:func:`lupus_rules.suite.parse_expectations`); a bad cell raises
     :class:`~lupus_rules.errors.SuiteFormatError` naming the row and column.
     A row without any ``expect_*`` cell is evaluated but not checked.
+    ``check=False`` reads no expectations at all: every row is evaluated and
+    none is checked (for a caller that judges expectations its own way, such as
+    the review dossier, which runs the suite loader on each rulebook).
     """
     if isinstance(scenarios, Suite):
         return scenarios
@@ -79,7 +83,7 @@ def load_impact_suite(scenarios: str | Path | pd.DataFrame | Suite, rulebook: Ru
            else tuple(str(i) for i in range(len(frame))))
     descriptions = (tuple(frame[DESCRIPTION_COLUMN].astype(str)) if DESCRIPTION_COLUMN in frame.columns
                     else ("",) * len(frame))
-    columns = [c for c in EXPECTATION_COLUMNS if c in frame.columns]
+    columns = [c for c in EXPECTATION_COLUMNS if c in frame.columns] if check else []
     expectations: list[Expectations | None] = []
     for ident, cells in zip(ids, frame[columns].astype(str).to_dict("records") if columns else [{}] * len(frame)):
         expect = parse_expectations({ID_COLUMN: ident, **cells}, rulebook) if columns else Expectations()
@@ -222,7 +226,7 @@ def impact(base: Rulebook, edited: Rulebook, scenarios: str | Path | pd.DataFram
 def _rows(suite: Suite, before: SuiteOutcomes, after: SuiteOutcomes, differs: dict[str, np.ndarray],
           where: np.ndarray, base: Rulebook, edited: Rulebook) -> pd.DataFrame:
     changed_ids = changed_rule_ids(base, edited)
-    order = _rule_order(base, edited)
+    order = rule_order(base, edited)
     rows = []
     for i in where:
         record: dict[str, object] = {ID_COLUMN: suite.ids[i], DESCRIPTION_COLUMN: suite.descriptions[i]}
@@ -230,7 +234,7 @@ def _rows(suite: Suite, before: SuiteOutcomes, after: SuiteOutcomes, differs: di
         record["changed"] = ";".join(f for f in _FIELDS if differs[f][i])
         for f in _FIELDS:
             record[f"{f}_before"], record[f"{f}_after"] = before.cells[f][i], after.cells[f][i]
-        record["rules"] = _responsible(before.cells["fired_rules"][i], after.cells["fired_rules"][i],
+        record["rules"] = responsible_rules(before.cells["fired_rules"][i], after.cells["fired_rules"][i],
                                        changed_ids, order)
         record["expect_before"], record["expect_after"] = before.status[i], after.status[i]
         record["expectation"] = _transition(before.status[i], after.status[i])

@@ -4,10 +4,12 @@
 
 * the rule changes in words (:func:`~lupus_rules.authoring.ruldiff.rule_diff`, each row marked
   ``+`` added, ``-`` removed or ``~`` changed) and the texts that still name a replaced number;
-* the scenario impact (:func:`~lupus_rules.authoring.compare.compare`), split into *outcome
-  changes* (preferred agent, recommendations or flags differ) and *trace-only changes* (only
-  the fired rules differ), each row with its expectations checked under A and under B
-  (``pass -> FAIL`` is what a reviewer looks for first);
+* the scenario impact, computed by :func:`lupus_rules.authoring.impact.impact` (the rule
+  editor's own: one definition of a change), split into *outcome changes* (one of
+  :data:`~lupus_rules.authoring.impact.OUTCOME_FIELDS` differs: preferred agent,
+  recommendations, continue, avoided, cautions or flags) and *trace-only changes* (only the
+  fired rules differ), each row with its expectations checked under A and under B by the
+  suite loader (``pass -> FAIL`` is what a reviewer looks for first);
 * rule coverage of the suite and ``lint`` under A and under B, and what changed between them;
 * both rulebook versions and sources and the date.
 
@@ -27,8 +29,9 @@ import pandas as pd
 from ..errors import LupusRulesError
 from ..notice import DISCLAIMER
 from ..rulebook import Rulebook
-from .compare import compare, read_scenarios
+from .compare import read_scenarios
 from .coverage import coverage
+from .impact import OUTCOME_FIELDS, impact, load_impact_suite
 from .lint import DEFAULT_MAX_ROWS, lint
 from .ruldiff import item_changes, rule_diff, stale_texts
 from .sources import resolve_rulebook
@@ -39,8 +42,10 @@ __all__ = ["Side", "Review", "build_review", "IMPACT_COLUMNS"]
 IMPACT_COLUMNS = ["scenario_id", "description", "kind", "preferred_before", "preferred_after",
                   "recommendations_removed", "recommendations_added", "flags_removed", "flags_added",
                   "fired_removed", "fired_added", "rules", "expect_before", "expect_after", "expectation",
-                  "mismatches_after"]
-_OUTCOME_FIELDS = ("preferred", "recommendations", "flags")
+                  "mismatches_after", "continue_removed", "continue_added", "avoided_removed", "avoided_added",
+                  "cautions_removed", "cautions_added"]
+#: The outcome lists shown item by item (``+``/``−``) besides the preferred agent.
+_LISTS = tuple(f for f in OUTCOME_FIELDS if f != "preferred")
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,8 @@ class Review:
 
     @property
     def outcome_changes(self) -> pd.DataFrame:
-        """Scenarios whose preferred agent, recommendations or flags changed."""
+        """Scenarios whose preferred agent, recommendations, continue, avoided, cautions or flags changed
+        (the rule editor's definition, :attr:`lupus_rules.authoring.impact.Impact.outcome_changes`)."""
         return self.impact[self.impact["kind"] == "outcome"]
 
     @property
@@ -146,18 +152,17 @@ def build_review(a: Rulebook | str | Path, b: Rulebook | str | Path, scenarios: 
     started = time.perf_counter()
     book_a, book_b = resolve_rulebook(a, repo), resolve_rulebook(b, repo)
     rows = read_scenarios(scenarios)
-    table = compare(book_a, book_b, rows)
+    table = impact(book_a, book_b, load_impact_suite(rows, check=False)).rows  # expectations: per side, below
     clock["compare"] = time.perf_counter() - started
     names = labels or (str(a) if not isinstance(a, Rulebook) else "A", str(b) if not isinstance(b, Rulebook) else "B")
     sides = []
     for label, book in zip(names, (book_a, book_b)):
         sides.append(_side(label, book, scenarios, rows, run_lint, max_rows, clock))
-    descriptions = dict(zip(rows["scenario_id"].astype(str), rows.get("description", pd.Series([""] * len(rows)))))\
-        if "scenario_id" in rows else {}
-    impact = _impact(table, descriptions, sides[0], sides[1])
+    scenario_impact = _impact(table, sides[0], sides[1])
     created = (now or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     clock["total"] = time.perf_counter() - started
-    return Review(sides[0], sides[1], _marked(rule_diff(book_a, book_b)), stale_texts(book_a, book_b), impact,
+    return Review(sides[0], sides[1], _marked(rule_diff(book_a, book_b)), stale_texts(book_a, book_b),
+                  scenario_impact,
                   str(scenarios), len(rows), created, clock, file_diff=_file_diff(a, b))
 
 
@@ -251,22 +256,22 @@ def _marked(changes: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _impact(table: pd.DataFrame, descriptions: dict[str, str], a: Side, b: Side) -> pd.DataFrame:
+def _impact(table: pd.DataFrame, a: Side, b: Side) -> pd.DataFrame:
+    """The dossier's rows from :attr:`~lupus_rules.authoring.impact.Impact.rows`: lists as items removed/added,
+    expectations as the suite loader judged them under each side."""
     rows = []
     for _, row in table.iterrows():
         sid = str(row["scenario_id"])
-        outcome = any(row[f"{o}_before"] != row[f"{o}_after"] for o in _OUTCOME_FIELDS)
-        rec_gone, rec_new = item_changes(row["recommendations_before"], row["recommendations_after"])
-        flag_gone, flag_new = item_changes(row["flags_before"], row["flags_after"])
-        fired_gone, fired_new = item_changes(row["fired_rules_before"], row["fired_rules_after"])
+        items = {}
+        for name in (*_LISTS, "fired_rules"):
+            gone, new = item_changes(row[f"{name}_before"], row[f"{name}_after"])
+            short = "fired" if name == "fired_rules" else name
+            items[f"{short}_removed"], items[f"{short}_added"] = ";".join(gone), ";".join(new)
         before, after = _status(a, sid), _status(b, sid)
         rows.append({
-            "scenario_id": sid, "description": str(descriptions.get(sid, "")),
-            "kind": "outcome" if outcome else "trace",
+            "scenario_id": sid, "description": str(row["description"]), "kind": row["kind"],
             "preferred_before": row["preferred_before"], "preferred_after": row["preferred_after"],
-            "recommendations_removed": ";".join(rec_gone), "recommendations_added": ";".join(rec_new),
-            "flags_removed": ";".join(flag_gone), "flags_added": ";".join(flag_new),
-            "fired_removed": ";".join(fired_gone), "fired_added": ";".join(fired_new), "rules": row["rules"],
+            **items, "rules": row["rules"],
             "expect_before": before, "expect_after": after, "expectation": _transition(before, after),
             "mismatches_after": b.mismatches.get(sid, ""),
         })

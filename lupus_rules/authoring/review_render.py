@@ -110,9 +110,33 @@ def _changes_html(review: Review) -> str:
     return out
 
 
+#: Outcome lists shown in one extra column, only when some row of the table changes them.
+_OTHER_LISTS = ("continue", "avoided", "cautions")
+_OTHER_HEAD = "Continue, avoided, cautions"
+
+
+def _has_other(frame) -> bool:
+    return any(str(r[f"{n}_{side}"]) for _, r in frame.iterrows() for n in _OTHER_LISTS
+               for side in ("removed", "added"))
+
+
+def _other_html(r) -> str:
+    parts = [f"<b>{n}</b> {_items(r[f'{n}_removed'], r[f'{n}_added'])}" for n in _OTHER_LISTS
+             if r[f"{n}_removed"] or r[f"{n}_added"]]
+    return "<br>".join(parts) or '<span class="muted">–</span>'
+
+
+def _other_md(r) -> str:
+    parts = [f"{n}: {_md_items(r[f'{n}_removed'], r[f'{n}_added'])}" for n in _OTHER_LISTS
+             if r[f"{n}_removed"] or r[f"{n}_added"]]
+    return "; ".join(parts) or "–"
+
+
 def _impact_table(frame) -> str:
-    head = ("<tr><th>Scenario</th><th>Preferred</th><th>Recommendations</th><th>Flags</th><th>Fired rules</th>"
-            "<th>Rules responsible</th><th>Expectations A → B</th></tr>")
+    other = _has_other(frame)
+    head = ("<tr><th>Scenario</th><th>Preferred</th><th>Recommendations</th><th>Flags</th>"
+            + (f"<th>{_OTHER_HEAD}</th>" if other else "")
+            + "<th>Fired rules</th><th>Rules responsible</th><th>Expectations A → B</th></tr>")
     rows = []
     for _, r in frame.iterrows():
         pref = (_e(r["preferred_before"] or "(none)") if r["preferred_before"] == r["preferred_after"] else
@@ -121,16 +145,19 @@ def _impact_table(frame) -> str:
         rows.append(f'<tr><td><code>{_e(r["scenario_id"])}</code><br><span class="muted">{_e(r["description"])}'
                     f"</span></td><td>{pref}</td><td>{_items(r['recommendations_removed'], r['recommendations_added'])}"
                     f"</td><td>{_items(r['flags_removed'], r['flags_added'])}</td>"
-                    f"<td>{_items(r['fired_removed'], r['fired_added'])}</td><td>{_e(r['rules'] or '-')}</td>"
+                    + (f"<td>{_other_html(r)}</td>" if other else "")
+                    + f"<td>{_items(r['fired_removed'], r['fired_added'])}</td><td>{_e(r['rules'] or '-')}</td>"
                     + _expect_cell(r["expectation"], r["mismatches_after"]) + "</tr>")
-    widths = "".join(f'<col style="width:{w}%">' for w in (17, 10, 14, 15, 10, 9, 25))
+    columns = (15, 9, 12, 12, 13, 9, 8, 22) if other else (17, 10, 14, 15, 10, 9, 25)
+    widths = "".join(f'<col style="width:{w}%">' for w in columns)
     return f'<table class="impact"><colgroup>{widths}</colgroup>{head}{"".join(rows)}</table>'
 
 
 def _impact_html(review: Review) -> str:
     a, b = review.before, review.after
     notes = [f"<p>{len(review.impact)} of {review.total} scenarios changed: {len(review.outcome_changes)} in "
-             f"their outcome (preferred agent, recommendations or flags), {len(review.trace_changes)} only in "
+             f"their outcome (preferred agent, recommendations, continue, avoided, cautions or flags), "
+             f"{len(review.trace_changes)} only in "
              "which rules fired.</p>"]
     for side in (a, b):
         if side.suite_error:
@@ -231,8 +258,9 @@ def to_markdown(review: Review) -> str:
         if not len(frame):
             lines.append("None.")
             continue
-        lines += ["| Scenario | Preferred | Recommendations | Flags | Fired rules | Expectations A → B |",
-                  "|---|---|---|---|---|---|"]
+        other = _has_other(frame)
+        lines += ["| Scenario | Preferred | Recommendations | Flags | " + (f"{_OTHER_HEAD} | " if other else "")
+                  + "Fired rules | Expectations A → B |", "|---|---|---|---|---|---|" + ("---|" if other else "")]
         for _, r in frame.iterrows():
             pref = _m(r["preferred_before"] or "(none)")
             if r["preferred_before"] != r["preferred_after"]:
@@ -241,7 +269,8 @@ def to_markdown(review: Review) -> str:
             lines.append(f"| `{_m(r['scenario_id'])}` | {pref} | "
                          f"{_md_items(r['recommendations_removed'], r['recommendations_added'])} | "
                          f"{_md_items(r['flags_removed'], r['flags_added'])} | "
-                         f"{_md_items(r['fired_removed'], r['fired_added'])} | {mark} |")
+                         + (f"{_other_md(r)} | " if other else "")
+                         + f"{_md_items(r['fired_removed'], r['fired_added'])} | {mark} |")
     resolved, new = review.lint_delta()
     if resolved or new:
         lines += ["", "### Lint findings that changed", ""]

@@ -368,8 +368,8 @@ def _sync_then(node: CommentedMap, old: Rule, new: Rule, then_data: dict[str, An
     then = node.get("then")
     if not isinstance(then, CommentedMap):
         node["then"] = then = CommentedMap()
-    for key in ("derive", "recommend", "avoid", "flag"):
-        before, after = getattr(old, key), getattr(new, key)
+    for key, attribute in _CONCLUSIONS.items():
+        before, after = getattr(old, attribute), getattr(new, attribute)
         if before == after:
             continue
         if not after:
@@ -378,8 +378,12 @@ def _sync_then(node: CommentedMap, old: Rule, new: Rule, then_data: dict[str, An
             _set(then, key, _sync_list(then.get(key), before, after, key))
 
 
+#: The conclusions under ``then``: the key a rule file uses and the :class:`Rule` attribute holding it.
+_CONCLUSIONS = {"derive": "derive", "recommend": "recommend", "avoid": "avoid", "flag": "flag",
+                "continue": "keep", "caution": "caution"}
+
 _ORDER = ("id", "title", "section", "citation", "when", "then", "rationale", "note",
-          "recommend", "derive", "avoid", "flag")
+          "recommend", "continue", "derive", "avoid", "flag", "caution")
 
 
 def _set(node: CommentedMap, key: str, value: Any) -> None:

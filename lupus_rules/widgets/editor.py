@@ -5,6 +5,7 @@
 * pick a rule (by file, then rule), edit it in a :class:`~lupus_rules.widgets.rule_form.RuleForm`
   (every keystroke re-checked by the rule loader through :mod:`lupus_rules.authoring.editing`),
   add a new rule after it or drop it; edits to several rules add up in :attr:`RuleEditor.edited`;
+  a rule whose id is edited is shown renamed (picker, form heading, "Edits so far": ``was OLD``);
 * the impact (:mod:`lupus_rules.authoring.impact`, shown by
   :class:`~lupus_rules.widgets.impact_view.ImpactView`) is recomputed after every accepted edit:
   changed scenarios before/after, pass → FAIL marked, "outcome changes only" on by default;
@@ -61,7 +62,8 @@ class RuleEditor:
     ``rulebook``: a rule folder (or a :class:`Rulebook` loaded from one); ``None`` is the shipped
     folder. ``scenarios_dir``: the suite (default: the shipped ``scenarios/``). State, for notebooks
     and tests: :attr:`base` (what the folder holds), :attr:`edited` (every accepted edit),
-    :attr:`impact`, :attr:`form`, :attr:`plan` (after :meth:`show_diff`), :attr:`error`.
+    :attr:`impact`, :attr:`form`, :attr:`plan` (after :meth:`show_diff`), :attr:`error`, :attr:`renamed`
+    (rules whose id was edited in the form: new id -> id in the folder).
     """
 
     def __init__(self, rulebook: Rulebook | str | Path | None = None,
@@ -77,6 +79,7 @@ class RuleEditor:
         self.error = ""
         self.seconds = 0.0
         self.form: RuleForm | None = None
+        self.renamed: dict[str, str] = {}  # current id -> its id in the folder, for rules renamed in the form
         self._updating = False
         self.file = w.Dropdown(description="file", style={"description_width": "50px"},
                                layout=w.Layout(width="100%"))
@@ -155,8 +158,20 @@ class RuleEditor:
         rules = [r for r in sorted(self.edited.rules, key=lambda r: r.position)
                  if self.file.value in (_ALL, r.file)]
         base = {r.id: r.to_data() for r in self.base.rules}
-        marks = {r.id: "+ " if r.id not in base else "✎ " if base[r.id] != r.to_data() else "" for r in rules}
-        return [(f"{marks[r.id]}{r.id} · {r.title}"[:95], r.id) for r in rules]
+        renamed = self._renames()
+        marks = {r.id: "✎ " if r.id in renamed else "+ " if r.id not in base else "✎ " if base[r.id] != r.to_data()
+                 else "" for r in rules}
+        was = {r.id: f" (was {renamed[r.id]})" if r.id in renamed else "" for r in rules}
+        return [(f"{marks[r.id]}{r.id}{was[r.id]} · {r.title}"[:95], r.id) for r in rules]
+
+    def _renames(self) -> dict[str, str]:
+        """Rules renamed in the form and still so: current id -> id in the folder."""
+        ids, base = set(self.edited.rule_ids), set(self.base.rule_ids)
+        return {new: old for new, old in self.renamed.items() if new in ids and old in base and old not in ids}
+
+    def _heading(self, rule_id: str) -> str:
+        was = self._renames().get(rule_id)
+        return f"Editing {rule_id}{f' (was {was})' if was else ''} ({self.edited.rule(rule_id).file})"
 
     def _fill_rules(self, rule_id: str | None) -> None:
         options = self._rule_options()
@@ -204,10 +219,22 @@ class RuleEditor:
         book = self.edited
         self.error = ""
         self._close_form()
+        origin = self._renames().get(rule_id, rule_id)
         self.form = RuleForm(book, rule_data(book, rule_id), lambda fields: edit_rule(book, rule_id, **fields),
-                             self._accept, heading=f"Editing {rule_id} ({rule.file})", on_invalid=self._refused)
+                             lambda edited: self._accept_edit(edited, origin), heading=self._heading(rule.id),
+                             on_invalid=self._refused)
         self.form_box.children = (self.form.widget,)
         return self.form
+
+    def _accept_edit(self, book: Rulebook, origin: str) -> None:
+        """An accepted edit of the open rule, first known as ``origin``: its id may be a new one (a rename)."""
+        typed = self.form.id.value.strip() if self.form is not None else origin
+        self.renamed = {new: old for new, old in self.renamed.items() if old != origin}
+        if typed != origin and origin in self.base.rule_ids:
+            self.renamed[typed] = origin
+        self._accept(book)
+        if self.form is not None and typed in book.rule_ids:
+            self.form.set_heading(self._heading(typed))
 
     def new_rule(self, after: str | None = None) -> RuleForm:
         """Open a form for a new rule placed after ``after`` (default: the selected rule), in its file.
@@ -261,6 +288,7 @@ class RuleEditor:
 
     def discard(self) -> None:
         """Forget every edit: back to what the folder holds."""
+        self.renamed = {}
         self._accept(self.base)
         self._fill_pickers(self.rule.value if self.rule.value in self.base.rule_ids else self._first_rule())
         self.select(self.rule.value)
@@ -285,7 +313,7 @@ class RuleEditor:
 
     def _show_impact(self) -> None:
         self.impact_view.show(self.impact)
-        changed = _changed(self.base, self.edited)
+        changed = _changed(self.base, self.edited, self._renames())
         lines = [f"<b>{_e(kind)}</b>: {_e(', '.join(ids))}" for kind, ids in changed.items() if ids]
         stale = stale_texts(self.base, self.edited)
         lines += [f"<span class='lr-stale' style='color:#92400e'>⚠ {_e(text)}</span>"
@@ -325,6 +353,7 @@ class RuleEditor:
                                 f"{_e(', '.join(p.name for p in written) or 'nothing')} ({_e(ids)}); the folder "
                                 f"reloads as rulebook {_e(reloaded.version)}</span>")
         self.base = self.edited = reloaded
+        self.renamed = {}
         self._before = suite_outcomes(self.base, self.suite)
         self.plan = None
         self.save_button.disabled = True
@@ -356,9 +385,12 @@ def _folder(rulebook: Rulebook | str | Path | None) -> Path:
     return Path(rulebook)
 
 
-def _changed(base: Rulebook, edited: Rulebook) -> dict[str, list[str]]:
+def _changed(base: Rulebook, edited: Rulebook, renamed: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Ids of the rules changed, renamed (``OLD → NEW``), added and dropped by the edits."""
+    renamed = renamed or {}
     old = {r.id: r.to_data() for r in base.rules}
     new = {r.id: r.to_data() for r in sorted(edited.rules, key=lambda r: r.position)}
     return {"changed": [i for i in new if i in old and old[i] != new[i]],
-            "added": [i for i in new if i not in old],
-            "dropped": [i for i in old if i not in new]}
+            "renamed": [f"{renamed[i]} → {i}" for i in new if i in renamed],
+            "added": [i for i in new if i not in old and i not in renamed],
+            "dropped": [i for i in old if i not in new and i not in renamed.values()]}

@@ -251,9 +251,8 @@ class RuleForm:
         self.avoid = self._tags(then.get("avoid"), list(rulebook.agents), "an agent")
         self.flag = self._tags(then.get("flag"), list(rulebook.flags), "a flag")
         self.derive = self._tags(then.get("derive"), list(rulebook.derived_facts), "a derived fact")
-        fixed = [f"<b>{key}</b> {_e(', '.join(then[key]))}" for key in ("continue", "caution") if then.get(key)]
-        self.kept = w.HTML(("<div style='color:#4b5563'>" + "; ".join(fixed) + " <i>(kept as in the file)</i></div>")
-                           if fixed else "")
+        self.keep = self._tags(then.get("continue"), list(rulebook.agents), "an agent taken now")
+        self.caution = self._tags(then.get("caution"), list(rulebook.cautions), "a caution")
         self.message = w.HTML()
         self.preview = w.HTML()
         for item in data.get("when") or []:
@@ -264,16 +263,19 @@ class RuleForm:
         self.add_recommend_button.on_click(
             lambda _: self._add_recommend({"agent": next(iter(rulebook.agents)), "rank": 50}, check=True))
         for control in (self.id, self.title, self.section, self.citation, self.rationale, self.note, self.avoid,
-                        self.flag, self.derive):
+                        self.flag, self.derive, self.keep, self.caution):
             control.observe(lambda _: self.check(), names="value")
+        self.heading = w.HTML()
+        self.set_heading(heading)
         self.widget = w.VBox([
-            w.HTML(f"<div class='lr-form-heading'>{_e(heading)}</div>" if heading else ""),
+            self.heading,
             self.id, self.title, self.section, self.citation,
             w.HTML("<div class='lr-form-heading'>when (all must hold)</div>"), self.condition_box,
             self.add_condition_button,
             w.HTML("<div class='lr-form-heading'>then</div>"), self.recommend_box, self.add_recommend_button,
             self._labelled("avoid", self.avoid), self._labelled("flag", self.flag),
-            self._labelled("derive", self.derive), self.kept, self.rationale, self.note, self.message, self.preview],
+            self._labelled("derive", self.derive), self._labelled("continue", self.keep),
+            self._labelled("caution", self.caution), self.rationale, self.note, self.message, self.preview],
             layout=w.Layout(width="100%"))
         self.widget.add_class("lr-rule-form")
         self._loading = False
@@ -326,6 +328,10 @@ class RuleForm:
         close_tree(row.widget)
         self.check()
 
+    def set_heading(self, text: str) -> None:
+        """The line above the form (e.g. which rule is edited); empty: none."""
+        self.heading.value = f"<div class='lr-form-heading'>{_e(text)}</div>" if text else ""
+
     def close(self) -> None:
         """Close every widget of the form (when the editor opens another rule)."""
         close_tree(self.widget)
@@ -348,6 +354,7 @@ class RuleForm:
             "when": [row.data() for row in self.conditions],
             "recommend": [row.data() for row in self.recommend],
             "avoid": list(self.avoid.value), "flag": list(self.flag.value), "derive": list(self.derive.value),
+            "continue": list(self.keep.value), "caution": list(self.caution.value),
             "rationale": self.rationale.value.strip(), "note": self.note.value.strip(),
         }
 
