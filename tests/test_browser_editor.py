@@ -135,34 +135,26 @@ def test_renaming_a_rule_renames_it_in_the_rule_picker(editor_app: tuple[str, Pa
     """The id typed into the form is the id the rule picker and the form heading show once accepted."""
     import re
 
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, _ = editor_app
-    expect.set_options(timeout=CELL_RUN_MS)
-    with sync_playwright() as pw:
-        browser = _browser(pw)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.set_default_timeout(CELL_RUN_MS)
-            page.goto(url)
-            page.locator(".lr-editor").wait_for()
-            picker = page.locator(".lr-editor .widget-dropdown", has=page.locator("label", has_text=re.compile(
-                r"^rule$"))).locator("select")
-            expect(picker).to_have_count(1)
-            assert "R-KID-01 · " in picker.evaluate(_SELECTED)
-            ident = page.locator(".lr-rule-form .widget-text", has=page.locator("label", has_text=re.compile(
-                r"^id$"))).locator("input")
-            ident.fill("R-KID-45")
-            expect(page.locator(".lr-form-ok")).to_be_visible()
-            page.wait_for_function("() => [...document.querySelectorAll('.lr-editor select')].some(s => "
-                                   "s.options[s.selectedIndex] && s.options[s.selectedIndex].text"
-                                   ".replace(/\\s/g, ' ').includes('R-KID-45 (was R-KID-01) · '))")
-            selected = picker.evaluate(_SELECTED)
-            assert "✎ R-KID-45 (was R-KID-01) · " in selected, selected
-            labels = picker.evaluate("s => [...s.options].map(o => o.text.replace(/\\s/g, ' '))")
-            assert not any(label.split(" · ")[0].endswith("R-KID-01") for label in labels), labels
-            expect(page.locator(".lr-rule-form .lr-form-heading").first).to_contain_text(
-                "Editing R-KID-45 (was R-KID-01)")
-            expect(page.locator(".lr-edits")).to_contain_text("renamed: R-KID-01 → R-KID-45")
-        finally:
-            browser.close()
+    with open_page(url) as page:
+        page.locator(".lr-editor").wait_for()
+        picker = page.locator(".lr-editor .widget-dropdown", has=page.locator("label", has_text=re.compile(
+            r"^rule$"))).locator("select")
+        expect(picker).to_have_count(1)
+        assert "R-KID-01 · " in picker.evaluate(_SELECTED)
+        ident = page.locator(".lr-rule-form .widget-text", has=page.locator("label", has_text=re.compile(
+            r"^id$"))).locator("input")
+        ident.fill("R-KID-45")
+        expect(page.locator(".lr-form-ok")).to_be_visible()
+        page.wait_for_function("() => [...document.querySelectorAll('.lr-editor select')].some(s => "
+                               "s.options[s.selectedIndex] && s.options[s.selectedIndex].text"
+                               ".replace(/\\s/g, ' ').includes('R-KID-45 (was R-KID-01) · '))")
+        selected = picker.evaluate(_SELECTED)
+        assert "✎ R-KID-45 (was R-KID-01) · " in selected, selected
+        labels = picker.evaluate("s => [...s.options].map(o => o.text.replace(/\\s/g, ' '))")
+        assert not any(label.split(" · ")[0].endswith("R-KID-01") for label in labels), labels
+        expect(page.locator(".lr-rule-form .lr-form-heading").first).to_contain_text(
+            "Editing R-KID-45 (was R-KID-01)")
+        expect(page.locator(".lr-edits")).to_contain_text("renamed: R-KID-01 → R-KID-45")
