@@ -55,6 +55,7 @@ _PART_RULES = _DIRECT_BITS  # rules per part when the fired-rule texts are assem
 _CHUNK_ROWS = 200_000  # rows evaluated at once: bounds the working memory, which is then reused
 _MAX_MEMO = 200_000  # remembered outcomes per rulebook version before the memo starts afresh
 _COMPILED: OrderedDict[str, _Compiled] = OrderedDict()
+_BY_PATTERN = False  # private, for benchmarks/outcome_speed.py: key outcomes on fired-rule patterns (the old way)
 _COMPILED_LOCK = threading.Lock()
 
 
@@ -65,6 +66,26 @@ class _Step:
     rule_id: str
     conditions: tuple[tuple, ...]
     derive: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One small-integer column of an outcome's statistic: what a row's fired rules say about one code.
+
+    ``kind`` is ``"any"`` (1 when any rule of ``rules`` fired: a flag or a
+    caution is raised), ``"kept"`` (1 when a rule of ``rules`` keeps the agent
+    and none of ``others`` avoids it), ``"first"`` (1 + the place in ``rules``
+    of the first that fired, 0 for none: the rule an agent is avoided by) or
+    ``"rank"`` (the agent's best rank: 0 when a rule of ``others`` keeps or
+    avoids it, else 1 + the best of the fired ``rules``' rank places
+    ``ranks``, ``size - 1`` for none). ``size`` bounds the values.
+    """
+
+    kind: str
+    rules: tuple[int, ...]
+    size: int
+    others: tuple[int, ...] = ()
+    ranks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,7 @@ class _Compiled:
     rule_ids: tuple[str, ...]
     rank_order: dict[int, int]  # each recommendation rank -> its place among the rulebook's ranks
     dense: bool  # whether the pattern tables index directly (they fit _DENSE_ENTRIES)
+    statistics: dict[str, tuple[_Column, ...]]  # outcome -> the per-row columns that determine it
     memo: dict = field(default_factory=dict)  # (outcome, sub-pattern) -> text
     tables: dict = field(default_factory=dict)  # outcome -> _PatternTexts
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -254,9 +276,48 @@ def _compiled(rulebook: Rulebook) -> _Compiled:
     advice = [j for j, r in enumerate(rulebook.rules) if r.recommend or r.keep or r.avoid]
     listed = {name: [j for j, r in enumerate(rulebook.rules) if depends(r)] for name, (depends, _) in _LISTED.items()}
     ranks = sorted({spec.rank for r in rulebook.rules for spec in r.recommend})
+    rank_order = {rank: i for i, rank in enumerate(ranks)}
     return _Compiled(rulebook.version, vocabulary, steps, _columns_for(needed, vocabulary), advice, listed, rulebook.rule_ids,
-                     {rank: i for i, rank in enumerate(ranks)}, _dense_entries(len(rulebook.rules), listed)
-                     <= _DENSE_ENTRIES)
+                     rank_order, _dense_entries(len(rulebook.rules), listed) <= _DENSE_ENTRIES,
+                     _statistics(rulebook))
+
+
+def _statistics(rulebook: Rulebook) -> dict[str, tuple[_Column, ...]]:
+    """Per outcome, the columns whose values determine its text (see :class:`_Column`).
+
+    By :func:`~lupus_rules.result.summarize`'s contract: ``advice``
+    (preferred and recommendations) depends on each agent's best rank among
+    the fired recommending rules unless a fired rule keeps or avoids it;
+    ``continue`` on which agents a fired rule keeps and none avoids;
+    ``avoided`` on each agent's first avoiding rule; ``flags`` and
+    ``cautions`` on which codes a fired rule raises. Rows with equal columns
+    get equal texts, so each outcome is summarized once per distinct row of
+    its columns, however many fired-rule patterns lead there.
+    """
+    rules = rulebook.rules
+
+    def with_(attribute: str, code: str) -> tuple[int, ...]:
+        return tuple(j for j, r in enumerate(rules) if code in getattr(r, attribute))
+
+    advice, kept = [], []
+    for agent in rulebook.agents:
+        recommending = [(j, spec.rank) for j, r in enumerate(rules) for spec in r.recommend if spec.agent == agent]
+        # the agent's own ranks in order: a one-to-one image of the ranks, so rows with equal places have
+        # equal ranks (and the columns stay small)
+        places = {rank: i for i, rank in enumerate(sorted({rank for _, rank in recommending}))}
+        not_new = tuple(sorted(set(with_("keep", agent)) | set(with_("avoid", agent))))
+        advice.append(_Column("rank", tuple(j for j, _ in recommending), len(places) + 2, not_new,
+                              tuple(places[rank] for _, rank in recommending)))
+        kept.append(_Column("kept", with_("keep", agent), 2, with_("avoid", agent)))
+    avoided = [_Column("first", with_("avoid", agent), len(with_("avoid", agent)) + 1) for agent in rulebook.agents]
+    return {
+        "advice": tuple(c for c in advice if c.rules),  # an agent no rule recommends is never recommended
+        "continue": tuple(c for c in kept if c.rules),
+        "avoided": tuple(c for c in avoided if c.rules),
+        "cautions": tuple(c for c in (_Column("any", with_("caution", code), 2) for code in rulebook.cautions)
+                          if c.rules),
+        "flags": tuple(c for c in (_Column("any", with_("flag", code), 2) for code in rulebook.flags) if c.rules),
+    }
 
 
 #: List outcomes besides the advice: which rules each depends on, and its text from a Summary.
@@ -582,7 +643,79 @@ def _texts(compiled: _Compiled, kind: object, bits: Sequence[np.ndarray], rows: 
     return found
 
 
+def _column_values(column: _Column, fired: list[np.ndarray], n: int) -> np.ndarray:
+    """One :class:`_Column` per row, as small integers."""
+    if column.kind == "any" or column.kind == "kept":
+        values = np.zeros(n, dtype=bool)
+        for j in column.rules:
+            values |= fired[j]
+        for j in column.others:
+            values &= ~fired[j]
+        return values.view(np.uint8)
+    values = np.full(n, column.size - 1 if column.kind == "rank" else 0, dtype=np.uint8 if column.size <= 256
+                     else np.int32)
+    if column.kind == "first":
+        for place in range(len(column.rules) - 1, -1, -1):  # backwards: the first fired rule writes last
+            np.copyto(values, place + 1, where=fired[column.rules[place]])
+        return values
+    for j, rank in zip(column.rules, column.ranks):
+        np.minimum(values, rank + 1, out=values, where=fired[j])
+    for j in column.others:
+        np.copyto(values, 0, where=fired[j])
+    return values
+
+
+def _statistic_groups(columns: tuple[_Column, ...], fired: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """Group rows by their values of ``columns``: each row's group, each group's first row and a stable key.
+
+    Keys are the values read as one mixed-radix integer (or, when that
+    would not fit 62 bits, their bytes), equal across calls for equal values.
+    """
+    if n == 0:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), []
+    values = [_column_values(c, fired, n) for c in columns]
+    if sum(math.log2(c.size) for c in columns) <= 62:
+        key = np.zeros(n, dtype=np.int64)
+        for column, value in zip(columns, values):
+            key *= column.size
+            key += value
+        codes, uniques = pd.factorize(key)
+        keys: list = uniques.tolist()
+    else:
+        matrix = np.ascontiguousarray(np.stack([v.astype(np.int32) for v in values], axis=1))
+        codes, uniques = pd.factorize(matrix.view(np.dtype((np.void, 4 * len(values)))).ravel())
+        keys = [bytes(u) for u in uniques]
+    first = np.empty(len(keys), dtype=np.intp)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # last write wins: the first row of each group
+    return codes, first, keys
+
+
+def _by_statistic(compiled: _Compiled, fired: list[np.ndarray], n: int, name: str, rows: list[int],
+                  make: Callable[[list[str]], object]) -> tuple[list, np.ndarray]:
+    """One outcome per row group of ``compiled.statistics[name]``: the outcomes and each row's group.
+
+    Each group's outcome is ``make`` of its first row's fired rules among
+    ``rows`` (the rules the outcome depends on), remembered per rulebook version.
+    """
+    codes, first, keys = _statistic_groups(compiled.statistics[name], fired, n)
+    return _texts(compiled, ("statistic", name), [fired[j] for j in rows], rows, first, keys, make), codes
+
+
 def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int) -> tuple[pa.Array, pa.Array]:
+    """``preferred`` and ``recommendations`` per row, one summarize per distinct best-rank vector (see :func:`_statistics`)."""
+    if _BY_PATTERN:
+        return _advice_by_pattern(compiled, rulebook, fired, n)
+
+    def advice(fired_ids: list[str]) -> tuple[str, str]:
+        summary = summarize(rulebook, fired_ids)
+        return summary.preferred or "", ";".join(summary.recommendations)
+
+    outcomes, codes = _by_statistic(compiled, fired, n, "advice", compiled.advice_rules, advice)
+    return _as_strings([o[0] for o in outcomes], codes), _as_strings([o[1] for o in outcomes], codes)
+
+
+def _advice_by_pattern(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int
+                       ) -> tuple[pa.Array, pa.Array]:
     """``preferred`` and ``recommendations`` per row, one summarize per distinct best-rank vector.
 
     By :func:`~lupus_rules.result.summarize`'s contract both depend only on
@@ -626,6 +759,9 @@ def _listed(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n:
     def text(fired_ids: list[str]) -> str:
         return text_of(summarize(rulebook, fired_ids))
 
+    if not _BY_PATTERN:
+        texts, codes = _by_statistic(compiled, fired, n, name, rows, text)
+        return _as_strings(texts, codes)
     if len(rows) <= _DIRECT_BITS:
         codes, published = _pattern_texts(compiled, name, rows, text).codes(fired, n)
         return published.array.take(pa.array(codes)) if published.count else _as_strings([], codes)
