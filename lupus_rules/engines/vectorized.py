@@ -86,6 +86,7 @@ class _Column:
     size: int
     others: tuple[int, ...] = ()
     ranks: tuple[int, ...] = ()
+    code: str = ""  # the agent, flag or caution the column is about
 
 
 @dataclass(frozen=True)
@@ -307,27 +308,31 @@ def _statistics(rulebook: Rulebook) -> dict[str, tuple[_Column, ...]]:
         places = {rank: i for i, rank in enumerate(sorted({rank for _, rank in recommending}))}
         not_new = tuple(sorted(set(with_("keep", agent)) | set(with_("avoid", agent))))
         advice.append(_Column("rank", tuple(j for j, _ in recommending), len(places) + 2, not_new,
-                              tuple(places[rank] for _, rank in recommending)))
-        kept.append(_Column("kept", with_("keep", agent), 2, with_("avoid", agent)))
-    avoided = [_Column("first", with_("avoid", agent), len(with_("avoid", agent)) + 1) for agent in rulebook.agents]
+                              tuple(places[rank] for _, rank in recommending), agent))
+        kept.append(_Column("kept", with_("keep", agent), 2, with_("avoid", agent), code=agent))
+    avoided = [_Column("first", with_("avoid", agent), len(with_("avoid", agent)) + 1, code=agent)
+               for agent in rulebook.agents]
     return {
         "advice": tuple(c for c in advice if c.rules),  # an agent no rule recommends is never recommended
         "continue": tuple(c for c in kept if c.rules),
         "avoided": tuple(c for c in avoided if c.rules),
-        "cautions": tuple(c for c in (_Column("any", with_("caution", code), 2) for code in rulebook.cautions)
+        "cautions": tuple(c for c in (_Column("any", with_("caution", code), 2, code=code) for code in rulebook.cautions)
                           if c.rules),
-        "flags": tuple(c for c in (_Column("any", with_("flag", code), 2) for code in rulebook.flags) if c.rules),
+        "flags": tuple(c for c in (_Column("any", with_("flag", code), 2, code=code) for code in rulebook.flags) if c.rules),
     }
 
 
 #: List outcomes besides the advice: which rules each depends on, and its text from a Summary.
 #: By summarize's contract no other fired rule can change them (the differential test checks it).
-_LISTED: dict[str, tuple[Callable[[Rule], bool], Callable[[Any], str]]] = {
-    "continue": (lambda r: bool(r.keep or r.avoid), lambda s: ";".join(s.continue_)),
-    "avoided": (lambda r: bool(r.avoid), lambda s: avoided_text(s.avoided)),
-    "cautions": (lambda r: bool(r.caution), lambda s: ";".join(s.cautions)),
-    "flags": (lambda r: bool(r.flag), lambda s: ";".join(s.flags)),
+#: Each text is its items ';'-joined in vocabulary order, one item per code (agent, caution, flag), so
+#: the text of a contiguous run of codes is a part of it: the whole is its non-empty parts ';'-joined.
+_LISTED: dict[str, tuple[Callable[[Rule], bool], Callable[[Any], list[tuple[str, str]]]]] = {
+    "continue": (lambda r: bool(r.keep or r.avoid), lambda s: [(a, a) for a in s.continue_]),
+    "avoided": (lambda r: bool(r.avoid), lambda s: [(a, avoided_text({a: rules})) for a, rules in s.avoided.items()]),
+    "cautions": (lambda r: bool(r.caution), lambda s: [(c, c) for c in s.cautions]),
+    "flags": (lambda r: bool(r.flag), lambda s: [(f, f) for f in s.flags]),
 }
+_PART_BITS = 12  # a list outcome's columns are cut into parts of about this many bits of values (see _listed)
 
 
 def _dense_entries(rules: int, listed: dict[str, list[int]]) -> int:
@@ -754,20 +759,64 @@ def _advice_by_pattern(compiled: _Compiled, rulebook: Rulebook, fired: list[np.n
 def _listed(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int, name: str) -> pa.Array:
     """One list outcome (``flags``, ``continue``, ...) per row: one summarize per distinct pattern of its rules."""
     rows = compiled.listed_rules[name]
-    text_of = _LISTED[name][1]
+    items_of = _LISTED[name][1]
 
     def text(fired_ids: list[str]) -> str:
-        return text_of(summarize(rulebook, fired_ids))
+        return ";".join(item for _, item in items_of(summarize(rulebook, fired_ids)))
 
     if not _BY_PATTERN:
-        texts, codes = _by_statistic(compiled, fired, n, name, rows, text)
-        return _as_strings(texts, codes)
+        return _listed_in_parts(compiled, rulebook, fired, n, name)
     if len(rows) <= _DIRECT_BITS:
         codes, published = _pattern_texts(compiled, name, rows, text).codes(fired, n)
         return published.array.take(pa.array(codes)) if published.count else _as_strings([], codes)
     bits = [fired[j] for j in rows]
     codes, first, keys = _group(bits, n)
     return _as_strings(_texts(compiled, name, bits, rows, first, list(map(bytes, keys)), text), codes)
+
+
+def _parts(columns: tuple[_Column, ...]) -> list[tuple[_Column, ...]]:
+    """Consecutive runs of ``columns`` of about ``_PART_BITS`` bits of values each (at least one column)."""
+    parts: list[list[_Column]] = []
+    bits = math.inf
+    for column in columns:
+        size = math.log2(column.size)
+        if bits + size > _PART_BITS:
+            parts.append([])
+            bits = 0.0
+        parts[-1].append(column)
+        bits += size
+    return [tuple(part) for part in parts]
+
+
+def _listed_in_parts(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int, name: str) -> pa.Array:
+    """One list outcome per row, assembled from parts of its codes (see :data:`_LISTED`).
+
+    The codes are cut into runs of a few columns (:func:`_parts`); each
+    run's text is summarized once per distinct row of its columns and
+    remembered, so the work grows with the values a run shows, not with their
+    combinations across runs. Arrow joins the runs' texts row by row, each
+    spelled with a leading ';' when an earlier run of the row is non-empty.
+    """
+    rows = compiled.listed_rules[name]
+    items_of = _LISTED[name][1]
+    pieces = []
+    empty_so_far = np.ones(n, dtype=bool)
+    for number, part in enumerate(_parts(compiled.statistics[name])):
+        codes_of_part = {column.code for column in part}
+
+        def text(fired_ids: list[str], codes_of_part: set[str] = codes_of_part) -> str:
+            return ";".join(item for code, item in items_of(summarize(rulebook, fired_ids)) if code in codes_of_part)
+
+        groups, first, keys = _statistic_groups(part, fired, n)
+        texts = _texts(compiled, ("part", name, number), [fired[j] for j in rows], rows, first, keys, text)
+        spelled = pa.array([v for t in texts for v in (t, ";" + t if t else "")], type=pa.string())
+        empty = np.array([not t for t in texts], dtype=bool)
+        pieces.append(spelled.take(pa.array(2 * groups + ~empty_so_far)) if texts else _as_strings([], groups))
+        if texts:
+            empty_so_far &= empty[groups]
+    if not pieces:
+        return _as_strings([], np.zeros(n, dtype=np.intp))
+    return pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
 
 
 def _as_strings(texts: list, codes: np.ndarray) -> pa.Array:
