@@ -801,14 +801,15 @@ def _listed_in_parts(compiled: _Compiled, rulebook: Rulebook, fired: list[np.nda
     items_of = _LISTED[name][1]
     pieces = []
     empty_so_far = np.ones(n, dtype=bool)
-    for number, part in enumerate(_parts(compiled.statistics[name])):
+    for part in _parts(compiled.statistics[name]):
         codes_of_part = {column.code for column in part}
 
         def text(fired_ids: list[str], codes_of_part: set[str] = codes_of_part) -> str:
             return ";".join(item for code, item in items_of(summarize(rulebook, fired_ids)) if code in codes_of_part)
 
         groups, first, keys = _statistic_groups(part, fired, n)
-        texts = _texts(compiled, ("part", name, number), [fired[j] for j in rows], rows, first, keys, text)
+        texts = _texts(compiled, ("part", name, tuple(column.code for column in part)), [fired[j] for j in rows], rows,
+                       first, keys, text)
         spelled = pa.array([v for t in texts for v in (t, ";" + t if t else "")], type=pa.string())
         empty = np.array([not t for t in texts], dtype=bool)
         pieces.append(spelled.take(pa.array(2 * groups + ~empty_so_far)) if texts else _as_strings([], groups))
