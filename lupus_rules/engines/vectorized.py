@@ -87,6 +87,7 @@ class _Column:
     others: tuple[int, ...] = ()
     ranks: tuple[int, ...] = ()
     code: str = ""  # the agent, flag or caution the column is about
+    order: tuple[int, ...] = ()  # "rank": per value, the agent's place among recommendations (-1: not one)
 
 
 @dataclass(frozen=True)
@@ -296,19 +297,22 @@ def _statistics(rulebook: Rulebook) -> dict[str, tuple[_Column, ...]]:
     its columns, however many fired-rule patterns lead there.
     """
     rules = rulebook.rules
+    rank_order = {rank: i for i, rank in enumerate(sorted({spec.rank for r in rules for spec in r.recommend}))}
 
     def with_(attribute: str, code: str) -> tuple[int, ...]:
         return tuple(j for j, r in enumerate(rules) if code in getattr(r, attribute))
 
     advice, kept = [], []
-    for agent in rulebook.agents:
+    for number, agent in enumerate(rulebook.agents):
         recommending = [(j, spec.rank) for j, r in enumerate(rules) for spec in r.recommend if spec.agent == agent]
         # the agent's own ranks in order: a one-to-one image of the ranks, so rows with equal places have
         # equal ranks (and the columns stay small)
         places = {rank: i for i, rank in enumerate(sorted({rank for _, rank in recommending}))}
         not_new = tuple(sorted(set(with_("keep", agent)) | set(with_("avoid", agent))))
+        # recommendations are ordered by rank, then by the agent's place in the vocabulary
+        order = (-1, *(rank_order[rank] * len(rulebook.agents) + number for rank in places), -1)
         advice.append(_Column("rank", tuple(j for j, _ in recommending), len(places) + 2, not_new,
-                              tuple(places[rank] for _, rank in recommending), agent))
+                              tuple(places[rank] for _, rank in recommending), agent, order))
         kept.append(_Column("kept", with_("keep", agent), 2, with_("avoid", agent), code=agent))
     avoided = [_Column("first", with_("avoid", agent), len(with_("avoid", agent)) + 1, code=agent)
                for agent in rulebook.agents]
@@ -695,15 +699,113 @@ def _statistic_groups(columns: tuple[_Column, ...], fired: list[np.ndarray], n: 
     return codes, first, keys
 
 
-def _by_statistic(compiled: _Compiled, fired: list[np.ndarray], n: int, name: str, rows: list[int],
-                  make: Callable[[list[str]], object]) -> tuple[list, np.ndarray]:
-    """One outcome per row group of ``compiled.statistics[name]``: the outcomes and each row's group.
+class _AtRows:
+    """``fired`` restricted to some rows, read lazily: ``self[j]`` is rule j's mask at those rows."""
 
-    Each group's outcome is ``make`` of its first row's fired rules among
-    ``rows`` (the rules the outcome depends on), remembered per rulebook version.
+    def __init__(self, fired: list[np.ndarray], rows: np.ndarray):
+        self._fired, self._rows, self._read = fired, rows, {}
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        found = self._read.get(j)
+        if found is None:
+            found = self._read[j] = self._fired[j][self._rows]
+        return found
+
+
+def _witnesses(columns: tuple[_Column, ...], fired: list[np.ndarray], rows: np.ndarray) -> list[list[int]]:
+    """Per row of ``rows``, a few of its fired rules (positions, ascending) that give it the same column values.
+
+    One rule per column at most: the one that sets its value (a rule that
+    raises the code, keeps the agent, avoids it first, gives its best rank,
+    or keeps or avoids it when that excludes it). Those rules fired for the
+    row, so they cannot move any column's value elsewhere: summarizing them
+    gives the row's outcome, from far fewer rules than fired.
     """
-    codes, first, keys = _statistic_groups(compiled.statistics[name], fired, n)
-    return _texts(compiled, ("statistic", name), [fired[j] for j in rows], rows, first, keys, make), codes
+    at = _AtRows(fired, rows)
+    m = len(rows)
+    chosen = np.full((len(columns), m), -1, dtype=np.int32)
+    for witness, column in zip(chosen, columns):
+        values = _column_values(column, at, m)  # type: ignore[arg-type]
+        if column.kind == "any":
+            for j in reversed(column.rules):
+                np.copyto(witness, j, where=at[j])
+            continue
+        if column.kind == "first":
+            for place in range(len(column.rules) - 1, -1, -1):
+                np.copyto(witness, column.rules[place], where=values == place + 1)
+            continue
+        setting = 1 if column.kind == "kept" else None
+        for place in range(len(column.rules) - 1, -1, -1):
+            j = column.rules[place]
+            value = setting if setting is not None else column.ranks[place] + 1
+            np.copyto(witness, j, where=at[j] & (values == value))
+        for j in reversed(column.others):
+            np.copyto(witness, j, where=at[j] & (values == 0))
+    return [sorted(set(group) - {-1}) for group in chosen.T.tolist()]
+
+
+def _sequence_groups(columns: tuple[_Column, ...], fired: list[np.ndarray], n: int
+                     ) -> tuple[np.ndarray, np.ndarray, list]:
+    """Group rows by their recommended agents in order (``"rank"`` columns): :func:`_statistic_groups`' results.
+
+    Preferred and recommendations depend only on which agents are recommended
+    and in which order (by rank, then vocabulary), so rows whose ranks differ
+    but order the same agents alike share one group. The key numbers each
+    column from 1 and reads the ordered numbers as digits (or their bytes).
+    Rows are first grouped by their ranks (cheap); only each such group's
+    first row is ordered.
+    """
+    vectors, vector_first, _ = _statistic_groups(columns, fired, n)
+    if n == 0 or not columns:
+        return vectors, vector_first, _
+    at = _AtRows(fired, vector_first)
+    m = len(vector_first)
+    absent = np.iinfo(np.int32).max
+    places = np.empty((m, len(columns)), dtype=np.int32)
+    for i, column in enumerate(columns):
+        table = np.array([absent if o < 0 else o for o in column.order], dtype=np.int32)
+        places[:, i] = table[_column_values(column, at, m)]  # type: ignore[arg-type]
+    ordered = np.argsort(places, axis=1, kind="stable")
+    present = np.take_along_axis(places, ordered, axis=1) != absent
+    digits = np.where(present, ordered + 1, 0)
+    base = len(columns) + 1
+    if len(columns) * math.log2(base) <= 62:
+        key = np.zeros(m, dtype=np.int64)
+        for position in range(len(columns) - 1, -1, -1):
+            key *= base
+            key += digits[:, position]
+        codes, uniques = pd.factorize(key)
+        keys: list = uniques.tolist()
+    else:
+        matrix = np.ascontiguousarray(digits.astype(np.int32))
+        codes, uniques = pd.factorize(matrix.view(np.dtype((np.void, 4 * len(columns)))).ravel())
+        keys = [bytes(u) for u in uniques]
+    first = np.empty(len(keys), dtype=np.intp)
+    first[codes[::-1]] = vector_first[::-1]  # vector groups are numbered by first row: the earliest wins
+    return codes[vectors], first, keys
+
+
+def _statistic_texts(compiled: _Compiled, kind: object, columns: tuple[_Column, ...], fired: list[np.ndarray],
+                     n: int, make: Callable[[list[str]], object],
+                     grouping: Callable[..., tuple[np.ndarray, np.ndarray, list]] = _statistic_groups
+                     ) -> tuple[list, np.ndarray]:
+    """One outcome per row group of ``columns`` (by ``grouping``): the outcomes and each row's group.
+
+    Each group's outcome is ``make`` of its first row's :func:`_witnesses`
+    (their ids), remembered per rulebook version under ``(kind, key)``.
+    """
+    codes, first, keys = grouping(columns, fired, n)
+    memo = compiled.memo
+    if len(memo) >= _MAX_MEMO:
+        memo.clear()
+    memo_keys = [(kind, key) for key in keys]
+    found = [memo.get(key) for key in memo_keys]
+    missing = [i for i, outcome in enumerate(found) if outcome is None]
+    if missing:
+        ids = compiled.rule_ids
+        for i, rules in zip(missing, _witnesses(columns, fired, first[missing])):
+            found[i] = memo[memo_keys[i]] = make([ids[j] for j in rules])
+    return found, codes
 
 
 def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int) -> tuple[pa.Array, pa.Array]:
@@ -715,7 +817,8 @@ def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n:
         summary = summarize(rulebook, fired_ids)
         return summary.preferred or "", ";".join(summary.recommendations)
 
-    outcomes, codes = _by_statistic(compiled, fired, n, "advice", compiled.advice_rules, advice)
+    outcomes, codes = _statistic_texts(compiled, "advice", compiled.statistics["advice"], fired, n, advice,
+                                       _sequence_groups)
     return _as_strings([o[0] for o in outcomes], codes), _as_strings([o[1] for o in outcomes], codes)
 
 
@@ -797,7 +900,6 @@ def _listed_in_parts(compiled: _Compiled, rulebook: Rulebook, fired: list[np.nda
     combinations across runs. Arrow joins the runs' texts row by row, each
     spelled with a leading ';' when an earlier run of the row is non-empty.
     """
-    rows = compiled.listed_rules[name]
     items_of = _LISTED[name][1]
     pieces = []
     empty_so_far = np.ones(n, dtype=bool)
@@ -807,9 +909,8 @@ def _listed_in_parts(compiled: _Compiled, rulebook: Rulebook, fired: list[np.nda
         def text(fired_ids: list[str], codes_of_part: set[str] = codes_of_part) -> str:
             return ";".join(item for code, item in items_of(summarize(rulebook, fired_ids)) if code in codes_of_part)
 
-        groups, first, keys = _statistic_groups(part, fired, n)
-        texts = _texts(compiled, ("part", name, tuple(column.code for column in part)), [fired[j] for j in rows], rows,
-                       first, keys, text)
+        texts, groups = _statistic_texts(compiled, ("part", name, tuple(column.code for column in part)), part,
+                                         fired, n, text)
         spelled = pa.array([v for t in texts for v in (t, ";" + t if t else "")], type=pa.string())
         empty = np.array([not t for t in texts], dtype=bool)
         pieces.append(spelled.take(pa.array(2 * groups + ~empty_so_far)) if texts else _as_strings([], groups))
