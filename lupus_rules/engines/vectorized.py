@@ -12,9 +12,14 @@ at a time.
 Conditions follow the rule semantics of ``docs/ARCHITECTURE.md``: a number
 comparison is false when the number is unknown (NaN), ``known``/``unknown``
 test for NaN. No guideline logic lives here: outcomes come from
-:func:`lupus_rules.result.summarize`, once per distinct pattern of the fired
-rules that bear on them, and are kept per rulebook version (so a batch read
-in chunks summarizes each pattern once). The fired-rule texts are assembled
+:func:`lupus_rules.result.summarize`, once per distinct value of the few
+small columns that determine them by its contract (each agent's best rank,
+kept or first avoiding rule; each raised flag or caution: see
+``_statistics``), not per fired-rule pattern. Preferred and recommendations
+are grouped by the ordered recommended agents; list outcomes are assembled
+from parts of their codes. Each group is summarized from a few witness
+rules of its first row, and outcomes are kept per rulebook version (so a
+batch read in chunks summarizes each once). The fired-rule texts are assembled
 by Arrow from parts of 20 rules, each part's texts found by direct indexing.
 
 Input is the ``typed`` frame of :func:`lupus_rules.facts.validate_frame`,
@@ -652,8 +657,8 @@ def _texts(compiled: _Compiled, kind: object, bits: Sequence[np.ndarray], rows: 
     return found
 
 
-def _column_values(column: _Column, fired: list[np.ndarray], n: int) -> np.ndarray:
-    """One :class:`_Column` per row, as small integers."""
+def _column_values(column: _Column, fired: list[np.ndarray] | _AtRows, n: int) -> np.ndarray:
+    """One :class:`_Column` per row, as small integers (``fired[j]``: rule j's mask over the n rows)."""
     if column.kind == "any" or column.kind == "kept":
         values = np.zeros(n, dtype=bool)
         for j in column.rules:
@@ -725,7 +730,7 @@ def _witnesses(columns: tuple[_Column, ...], fired: list[np.ndarray], rows: np.n
     m = len(rows)
     chosen = np.full((len(columns), m), -1, dtype=np.int32)
     for witness, column in zip(chosen, columns):
-        values = _column_values(column, at, m)  # type: ignore[arg-type]
+        values = _column_values(column, at, m)
         if column.kind == "any":
             for j in reversed(column.rules):
                 np.copyto(witness, j, where=at[j])
@@ -764,7 +769,7 @@ def _sequence_groups(columns: tuple[_Column, ...], fired: list[np.ndarray], n: i
     places = np.empty((m, len(columns)), dtype=np.int32)
     for i, column in enumerate(columns):
         table = np.array([absent if o < 0 else o for o in column.order], dtype=np.int32)
-        places[:, i] = table[_column_values(column, at, m)]  # type: ignore[arg-type]
+        places[:, i] = table[_column_values(column, at, m)]
     ordered = np.argsort(places, axis=1, kind="stable")
     present = np.take_along_axis(places, ordered, axis=1) != absent
     digits = np.where(present, ordered + 1, 0)
@@ -809,7 +814,10 @@ def _statistic_texts(compiled: _Compiled, kind: object, columns: tuple[_Column, 
 
 
 def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int) -> tuple[pa.Array, pa.Array]:
-    """``preferred`` and ``recommendations`` per row, one summarize per distinct best-rank vector (see :func:`_statistics`)."""
+    """``preferred`` and ``recommendations`` per row: one summarize per distinct ordered list of recommended agents.
+
+    See :func:`_statistics` and :func:`_sequence_groups`.
+    """
     if _BY_PATTERN:
         return _advice_by_pattern(compiled, rulebook, fired, n)
 
