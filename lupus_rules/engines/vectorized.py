@@ -12,9 +12,14 @@ at a time.
 Conditions follow the rule semantics of ``docs/ARCHITECTURE.md``: a number
 comparison is false when the number is unknown (NaN), ``known``/``unknown``
 test for NaN. No guideline logic lives here: outcomes come from
-:func:`lupus_rules.result.summarize`, once per distinct pattern of the fired
-rules that bear on them, and are kept per rulebook version (so a batch read
-in chunks summarizes each pattern once). The fired-rule texts are assembled
+:func:`lupus_rules.result.summarize`, once per distinct value of the few
+small columns that determine them by its contract (each agent's best rank,
+kept or first avoiding rule; each raised flag or caution: see
+``_statistics``), not per fired-rule pattern. Preferred and recommendations
+are grouped by the ordered recommended agents; list outcomes are assembled
+from parts of their codes. Each group is summarized from a few witness
+rules of its first row, and outcomes are kept per rulebook version (so a
+batch read in chunks summarizes each once). The fired-rule texts are assembled
 by Arrow from parts of 20 rules, each part's texts found by direct indexing.
 
 Input is the ``typed`` frame of :func:`lupus_rules.facts.validate_frame`,
@@ -55,6 +60,7 @@ _PART_RULES = _DIRECT_BITS  # rules per part when the fired-rule texts are assem
 _CHUNK_ROWS = 200_000  # rows evaluated at once: bounds the working memory, which is then reused
 _MAX_MEMO = 200_000  # remembered outcomes per rulebook version before the memo starts afresh
 _COMPILED: OrderedDict[str, _Compiled] = OrderedDict()
+_BY_PATTERN = False  # private, for benchmarks/outcome_speed.py: key outcomes on fired-rule patterns (the old way)
 _COMPILED_LOCK = threading.Lock()
 
 
@@ -65,6 +71,28 @@ class _Step:
     rule_id: str
     conditions: tuple[tuple, ...]
     derive: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Column:
+    """One small-integer column of an outcome's statistic: what a row's fired rules say about one code.
+
+    ``kind`` is ``"any"`` (1 when any rule of ``rules`` fired: a flag or a
+    caution is raised), ``"kept"`` (1 when a rule of ``rules`` keeps the agent
+    and none of ``others`` avoids it), ``"first"`` (1 + the place in ``rules``
+    of the first that fired, 0 for none: the rule an agent is avoided by) or
+    ``"rank"`` (the agent's best rank: 0 when a rule of ``others`` keeps or
+    avoids it, else 1 + the best of the fired ``rules``' rank places
+    ``ranks``, ``size - 1`` for none). ``size`` bounds the values.
+    """
+
+    kind: str
+    rules: tuple[int, ...]
+    size: int
+    others: tuple[int, ...] = ()
+    ranks: tuple[int, ...] = ()
+    code: str = ""  # the agent, flag or caution the column is about
+    order: tuple[int, ...] = ()  # "rank": per value, the agent's place among recommendations (-1: not one)
 
 
 @dataclass(frozen=True)
@@ -80,6 +108,7 @@ class _Compiled:
     rule_ids: tuple[str, ...]
     rank_order: dict[int, int]  # each recommendation rank -> its place among the rulebook's ranks
     dense: bool  # whether the pattern tables index directly (they fit _DENSE_ENTRIES)
+    statistics: dict[str, tuple[_Column, ...]]  # outcome -> the per-row columns that determine it
     memo: dict = field(default_factory=dict)  # (outcome, sub-pattern) -> text
     tables: dict = field(default_factory=dict)  # outcome -> _PatternTexts
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -254,19 +283,65 @@ def _compiled(rulebook: Rulebook) -> _Compiled:
     advice = [j for j, r in enumerate(rulebook.rules) if r.recommend or r.keep or r.avoid]
     listed = {name: [j for j, r in enumerate(rulebook.rules) if depends(r)] for name, (depends, _) in _LISTED.items()}
     ranks = sorted({spec.rank for r in rulebook.rules for spec in r.recommend})
+    rank_order = {rank: i for i, rank in enumerate(ranks)}
     return _Compiled(rulebook.version, vocabulary, steps, _columns_for(needed, vocabulary), advice, listed, rulebook.rule_ids,
-                     {rank: i for i, rank in enumerate(ranks)}, _dense_entries(len(rulebook.rules), listed)
-                     <= _DENSE_ENTRIES)
+                     rank_order, _dense_entries(len(rulebook.rules), listed) <= _DENSE_ENTRIES,
+                     _statistics(rulebook))
+
+
+def _statistics(rulebook: Rulebook) -> dict[str, tuple[_Column, ...]]:
+    """Per outcome, the columns whose values determine its text (see :class:`_Column`).
+
+    By :func:`~lupus_rules.result.summarize`'s contract: ``advice``
+    (preferred and recommendations) depends on each agent's best rank among
+    the fired recommending rules unless a fired rule keeps or avoids it;
+    ``continue`` on which agents a fired rule keeps and none avoids;
+    ``avoided`` on each agent's first avoiding rule; ``flags`` and
+    ``cautions`` on which codes a fired rule raises. Rows with equal columns
+    get equal texts, so each outcome is summarized once per distinct row of
+    its columns, however many fired-rule patterns lead there.
+    """
+    rules = rulebook.rules
+    rank_order = {rank: i for i, rank in enumerate(sorted({spec.rank for r in rules for spec in r.recommend}))}
+
+    def with_(attribute: str, code: str) -> tuple[int, ...]:
+        return tuple(j for j, r in enumerate(rules) if code in getattr(r, attribute))
+
+    advice, kept = [], []
+    for number, agent in enumerate(rulebook.agents):
+        recommending = [(j, spec.rank) for j, r in enumerate(rules) for spec in r.recommend if spec.agent == agent]
+        # the agent's own ranks in order: a one-to-one image of the ranks, so rows with equal places have
+        # equal ranks (and the columns stay small)
+        places = {rank: i for i, rank in enumerate(sorted({rank for _, rank in recommending}))}
+        not_new = tuple(sorted(set(with_("keep", agent)) | set(with_("avoid", agent))))
+        # recommendations are ordered by rank, then by the agent's place in the vocabulary
+        order = (-1, *(rank_order[rank] * len(rulebook.agents) + number for rank in places), -1)
+        advice.append(_Column("rank", tuple(j for j, _ in recommending), len(places) + 2, not_new,
+                              tuple(places[rank] for _, rank in recommending), agent, order))
+        kept.append(_Column("kept", with_("keep", agent), 2, with_("avoid", agent), code=agent))
+    avoided = [_Column("first", with_("avoid", agent), len(with_("avoid", agent)) + 1, code=agent)
+               for agent in rulebook.agents]
+    return {
+        "advice": tuple(c for c in advice if c.rules),  # an agent no rule recommends is never recommended
+        "continue": tuple(c for c in kept if c.rules),
+        "avoided": tuple(c for c in avoided if c.rules),
+        "cautions": tuple(c for c in (_Column("any", with_("caution", code), 2, code=code) for code in rulebook.cautions)
+                          if c.rules),
+        "flags": tuple(c for c in (_Column("any", with_("flag", code), 2, code=code) for code in rulebook.flags) if c.rules),
+    }
 
 
 #: List outcomes besides the advice: which rules each depends on, and its text from a Summary.
 #: By summarize's contract no other fired rule can change them (the differential test checks it).
-_LISTED: dict[str, tuple[Callable[[Rule], bool], Callable[[Any], str]]] = {
-    "continue": (lambda r: bool(r.keep or r.avoid), lambda s: ";".join(s.continue_)),
-    "avoided": (lambda r: bool(r.avoid), lambda s: avoided_text(s.avoided)),
-    "cautions": (lambda r: bool(r.caution), lambda s: ";".join(s.cautions)),
-    "flags": (lambda r: bool(r.flag), lambda s: ";".join(s.flags)),
+#: Each text is its items ';'-joined in vocabulary order, one item per code (agent, caution, flag), so
+#: the text of a contiguous run of codes is a part of it: the whole is its non-empty parts ';'-joined.
+_LISTED: dict[str, tuple[Callable[[Rule], bool], Callable[[Any], list[tuple[str, str]]]]] = {
+    "continue": (lambda r: bool(r.keep or r.avoid), lambda s: [(a, a) for a in s.continue_]),
+    "avoided": (lambda r: bool(r.avoid), lambda s: [(a, avoided_text({a: rules})) for a, rules in s.avoided.items()]),
+    "cautions": (lambda r: bool(r.caution), lambda s: [(c, c) for c in s.cautions]),
+    "flags": (lambda r: bool(r.flag), lambda s: [(f, f) for f in s.flags]),
 }
+_PART_BITS = 12  # a list outcome's columns are cut into parts of about this many bits of values (see _listed)
 
 
 def _dense_entries(rules: int, listed: dict[str, list[int]]) -> int:
@@ -582,7 +657,181 @@ def _texts(compiled: _Compiled, kind: object, bits: Sequence[np.ndarray], rows: 
     return found
 
 
+def _column_values(column: _Column, fired: list[np.ndarray] | _AtRows, n: int) -> np.ndarray:
+    """One :class:`_Column` per row, as small integers (``fired[j]``: rule j's mask over the n rows)."""
+    if column.kind == "any" or column.kind == "kept":
+        values = np.zeros(n, dtype=bool)
+        for j in column.rules:
+            values |= fired[j]
+        for j in column.others:
+            values &= ~fired[j]
+        return values.view(np.uint8)
+    values = np.full(n, column.size - 1 if column.kind == "rank" else 0, dtype=np.uint8 if column.size <= 256
+                     else np.int32)
+    if column.kind == "first":
+        for place in range(len(column.rules) - 1, -1, -1):  # backwards: the first fired rule writes last
+            np.copyto(values, place + 1, where=fired[column.rules[place]])
+        return values
+    for j, rank in zip(column.rules, column.ranks):
+        np.minimum(values, rank + 1, out=values, where=fired[j])
+    for j in column.others:
+        np.copyto(values, 0, where=fired[j])
+    return values
+
+
+def _statistic_groups(columns: tuple[_Column, ...], fired: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """Group rows by their values of ``columns``: each row's group, each group's first row and a stable key.
+
+    Keys are the values read as one mixed-radix integer (or, when that
+    would not fit 62 bits, their bytes), equal across calls for equal values.
+    """
+    if n == 0:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), []
+    values = [_column_values(c, fired, n) for c in columns]
+    if sum(math.log2(c.size) for c in columns) <= 62:
+        key = np.zeros(n, dtype=np.int64)
+        for column, value in zip(columns, values):
+            key *= column.size
+            key += value
+        codes, uniques = pd.factorize(key)
+        keys: list = uniques.tolist()
+    else:
+        matrix = np.ascontiguousarray(np.stack([v.astype(np.int32) for v in values], axis=1))
+        codes, uniques = pd.factorize(matrix.view(np.dtype((np.void, 4 * len(values)))).ravel())
+        keys = [bytes(u) for u in uniques]
+    first = np.empty(len(keys), dtype=np.intp)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # last write wins: the first row of each group
+    return codes, first, keys
+
+
+class _AtRows:
+    """``fired`` restricted to some rows, read lazily: ``self[j]`` is rule j's mask at those rows."""
+
+    def __init__(self, fired: list[np.ndarray], rows: np.ndarray):
+        self._fired, self._rows, self._read = fired, rows, {}
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        found = self._read.get(j)
+        if found is None:
+            found = self._read[j] = self._fired[j][self._rows]
+        return found
+
+
+def _witnesses(columns: tuple[_Column, ...], fired: list[np.ndarray], rows: np.ndarray) -> list[list[int]]:
+    """Per row of ``rows``, a few of its fired rules (positions, ascending) that give it the same column values.
+
+    One rule per column at most: the one that sets its value (a rule that
+    raises the code, keeps the agent, avoids it first, gives its best rank,
+    or keeps or avoids it when that excludes it). Those rules fired for the
+    row, so they cannot move any column's value elsewhere: summarizing them
+    gives the row's outcome, from far fewer rules than fired.
+    """
+    at = _AtRows(fired, rows)
+    m = len(rows)
+    chosen = np.full((len(columns), m), -1, dtype=np.int32)
+    for witness, column in zip(chosen, columns):
+        values = _column_values(column, at, m)
+        if column.kind == "any":
+            for j in reversed(column.rules):
+                np.copyto(witness, j, where=at[j])
+            continue
+        if column.kind == "first":
+            for place in range(len(column.rules) - 1, -1, -1):
+                np.copyto(witness, column.rules[place], where=values == place + 1)
+            continue
+        setting = 1 if column.kind == "kept" else None
+        for place in range(len(column.rules) - 1, -1, -1):
+            j = column.rules[place]
+            value = setting if setting is not None else column.ranks[place] + 1
+            np.copyto(witness, j, where=at[j] & (values == value))
+        for j in reversed(column.others):
+            np.copyto(witness, j, where=at[j] & (values == 0))
+    return [sorted(set(group) - {-1}) for group in chosen.T.tolist()]
+
+
+def _sequence_groups(columns: tuple[_Column, ...], fired: list[np.ndarray], n: int
+                     ) -> tuple[np.ndarray, np.ndarray, list]:
+    """Group rows by their recommended agents in order (``"rank"`` columns): :func:`_statistic_groups`' results.
+
+    Preferred and recommendations depend only on which agents are recommended
+    and in which order (by rank, then vocabulary), so rows whose ranks differ
+    but order the same agents alike share one group. The key numbers each
+    column from 1 and reads the ordered numbers as digits (or their bytes).
+    Rows are first grouped by their ranks (cheap); only each such group's
+    first row is ordered.
+    """
+    vectors, vector_first, _ = _statistic_groups(columns, fired, n)
+    if n == 0 or not columns:
+        return vectors, vector_first, _
+    at = _AtRows(fired, vector_first)
+    m = len(vector_first)
+    absent = np.iinfo(np.int32).max
+    places = np.empty((m, len(columns)), dtype=np.int32)
+    for i, column in enumerate(columns):
+        table = np.array([absent if o < 0 else o for o in column.order], dtype=np.int32)
+        places[:, i] = table[_column_values(column, at, m)]
+    ordered = np.argsort(places, axis=1, kind="stable")
+    present = np.take_along_axis(places, ordered, axis=1) != absent
+    digits = np.where(present, ordered + 1, 0)
+    base = len(columns) + 1
+    if len(columns) * math.log2(base) <= 62:
+        key = np.zeros(m, dtype=np.int64)
+        for position in range(len(columns) - 1, -1, -1):
+            key *= base
+            key += digits[:, position]
+        codes, uniques = pd.factorize(key)
+        keys: list = uniques.tolist()
+    else:
+        matrix = np.ascontiguousarray(digits.astype(np.int32))
+        codes, uniques = pd.factorize(matrix.view(np.dtype((np.void, 4 * len(columns)))).ravel())
+        keys = [bytes(u) for u in uniques]
+    first = np.empty(len(keys), dtype=np.intp)
+    first[codes[::-1]] = vector_first[::-1]  # vector groups are numbered by first row: the earliest wins
+    return codes[vectors], first, keys
+
+
+def _statistic_texts(compiled: _Compiled, kind: object, columns: tuple[_Column, ...], fired: list[np.ndarray],
+                     n: int, make: Callable[[list[str]], object],
+                     grouping: Callable[..., tuple[np.ndarray, np.ndarray, list]] = _statistic_groups
+                     ) -> tuple[list, np.ndarray]:
+    """One outcome per row group of ``columns`` (by ``grouping``): the outcomes and each row's group.
+
+    Each group's outcome is ``make`` of its first row's :func:`_witnesses`
+    (their ids), remembered per rulebook version under ``(kind, key)``.
+    """
+    codes, first, keys = grouping(columns, fired, n)
+    memo = compiled.memo
+    if len(memo) >= _MAX_MEMO:
+        memo.clear()
+    memo_keys = [(kind, key) for key in keys]
+    found = [memo.get(key) for key in memo_keys]
+    missing = [i for i, outcome in enumerate(found) if outcome is None]
+    if missing:
+        ids = compiled.rule_ids
+        for i, rules in zip(missing, _witnesses(columns, fired, first[missing])):
+            found[i] = memo[memo_keys[i]] = make([ids[j] for j in rules])
+    return found, codes
+
+
 def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int) -> tuple[pa.Array, pa.Array]:
+    """``preferred`` and ``recommendations`` per row: one summarize per distinct ordered list of recommended agents.
+
+    See :func:`_statistics` and :func:`_sequence_groups`.
+    """
+    if _BY_PATTERN:
+        return _advice_by_pattern(compiled, rulebook, fired, n)
+
+    def advice(fired_ids: list[str]) -> tuple[str, str]:
+        summary = summarize(rulebook, fired_ids)
+        return summary.preferred or "", ";".join(summary.recommendations)
+
+    outcomes, codes = _statistic_texts(compiled, "advice", compiled.statistics["advice"], fired, n, advice,
+                                       _sequence_groups)
+    return _as_strings([o[0] for o in outcomes], codes), _as_strings([o[1] for o in outcomes], codes)
+
+
+def _advice_by_pattern(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int
+                       ) -> tuple[pa.Array, pa.Array]:
     """``preferred`` and ``recommendations`` per row, one summarize per distinct best-rank vector.
 
     By :func:`~lupus_rules.result.summarize`'s contract both depend only on
@@ -621,17 +870,63 @@ def _advice(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n:
 def _listed(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int, name: str) -> pa.Array:
     """One list outcome (``flags``, ``continue``, ...) per row: one summarize per distinct pattern of its rules."""
     rows = compiled.listed_rules[name]
-    text_of = _LISTED[name][1]
+    items_of = _LISTED[name][1]
 
     def text(fired_ids: list[str]) -> str:
-        return text_of(summarize(rulebook, fired_ids))
+        return ";".join(item for _, item in items_of(summarize(rulebook, fired_ids)))
 
+    if not _BY_PATTERN:
+        return _listed_in_parts(compiled, rulebook, fired, n, name)
     if len(rows) <= _DIRECT_BITS:
         codes, published = _pattern_texts(compiled, name, rows, text).codes(fired, n)
         return published.array.take(pa.array(codes)) if published.count else _as_strings([], codes)
     bits = [fired[j] for j in rows]
     codes, first, keys = _group(bits, n)
     return _as_strings(_texts(compiled, name, bits, rows, first, list(map(bytes, keys)), text), codes)
+
+
+def _parts(columns: tuple[_Column, ...]) -> list[tuple[_Column, ...]]:
+    """Consecutive runs of ``columns`` of about ``_PART_BITS`` bits of values each (at least one column)."""
+    parts: list[list[_Column]] = []
+    bits = math.inf
+    for column in columns:
+        size = math.log2(column.size)
+        if bits + size > _PART_BITS:
+            parts.append([])
+            bits = 0.0
+        parts[-1].append(column)
+        bits += size
+    return [tuple(part) for part in parts]
+
+
+def _listed_in_parts(compiled: _Compiled, rulebook: Rulebook, fired: list[np.ndarray], n: int, name: str) -> pa.Array:
+    """One list outcome per row, assembled from parts of its codes (see :data:`_LISTED`).
+
+    The codes are cut into runs of a few columns (:func:`_parts`); each
+    run's text is summarized once per distinct row of its columns and
+    remembered, so the work grows with the values a run shows, not with their
+    combinations across runs. Arrow joins the runs' texts row by row, each
+    spelled with a leading ';' when an earlier run of the row is non-empty.
+    """
+    items_of = _LISTED[name][1]
+    pieces = []
+    empty_so_far = np.ones(n, dtype=bool)
+    for part in _parts(compiled.statistics[name]):
+        codes_of_part = {column.code for column in part}
+
+        def text(fired_ids: list[str], codes_of_part: set[str] = codes_of_part) -> str:
+            return ";".join(item for code, item in items_of(summarize(rulebook, fired_ids)) if code in codes_of_part)
+
+        texts, groups = _statistic_texts(compiled, ("part", name, tuple(column.code for column in part)), part,
+                                         fired, n, text)
+        spelled = pa.array([v for t in texts for v in (t, ";" + t if t else "")], type=pa.string())
+        empty = np.array([not t for t in texts], dtype=bool)
+        pieces.append(spelled.take(pa.array(2 * groups + ~empty_so_far)) if texts else _as_strings([], groups))
+        if texts:
+            empty_so_far &= empty[groups]
+    if not pieces:
+        return _as_strings([], np.zeros(n, dtype=np.intp))
+    return pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
 
 
 def _as_strings(texts: list, codes: np.ndarray) -> pa.Array:
