@@ -135,3 +135,35 @@ def test_avoided_names_each_agent_first_avoider_in_vocabulary_order(part_bits, m
     assert out["recommendations"].tolist() == ["", "", "beta", "gamma;beta;alpha", "gamma;beta;alpha"]
     assert out["preferred"].tolist() == ["", "", "beta", "gamma", "gamma"]
     assert list(out.columns) == list(OUTPUT_COLUMNS)
+
+
+def _column_by_row(column: vectorized._Column, fired: list[np.ndarray], n: int) -> list[int]:
+    """Each row's value as the :class:`_Column` docstring defines it, row by row (the reference)."""
+    values = []
+    for i in range(n):
+        hit = [j for j in column.rules if fired[j][i]]
+        other = any(fired[j][i] for j in column.others)
+        if column.kind == "first":
+            values.append(column.rules.index(hit[0]) + 1 if hit else 0)
+        elif other:
+            values.append(0)
+        else:
+            ranks = [rank + 1 for j, rank in zip(column.rules, column.ranks) if fired[j][i]]
+            values.append(min(ranks) if ranks else column.size - 1)
+    return values
+
+
+@pytest.mark.parametrize("size", [9, 300, 70_000])  # uint8 values, and int32 beyond 256
+@pytest.mark.parametrize("kind", ["first", "rank"])
+def test_column_values_match_their_definition_row_by_row(kind, size):
+    rng = np.random.default_rng(size)
+    n = 500
+    fired = [rng.random(n) < p for p in (0.05, 0.2, 0.5, 0.3, 0.1, 0.6, 0.15)]
+    if kind == "first":
+        column = vectorized._Column("first", (4, 1, 6, 2), size=max(size, 5), others=())
+    else:
+        column = vectorized._Column("rank", (0, 3, 5, 1), size=size, others=(2, 6),
+                                    ranks=(5, 2, size - 3, 2))
+    values = vectorized._column_values(column, fired, n)
+    assert values.dtype == (np.uint8 if column.size <= 256 else np.int32)
+    assert values.tolist() == _column_by_row(column, fired, n)
