@@ -636,6 +636,16 @@ def _group(bits: Sequence[np.ndarray], m: int) -> tuple[np.ndarray, np.ndarray, 
     return codes, first, keys[first]
 
 
+def _remembered(compiled: _Compiled, kind: object, keys: list) -> tuple[dict, list, list, list[int]]:
+    """The memo of ``compiled`` (cleared when full), its keys ``(kind, key)``, what it holds and which are missing."""
+    memo = compiled.memo
+    if len(memo) >= _MAX_MEMO:
+        memo.clear()
+    memo_keys = [(kind, key) for key in keys]
+    found = [memo.get(key) for key in memo_keys]
+    return memo, memo_keys, found, [i for i, outcome in enumerate(found) if outcome is None]
+
+
 def _texts(compiled: _Compiled, kind: object, bits: Sequence[np.ndarray], rows: list[int], first: np.ndarray,
            keys: list[bytes], make: Callable[[list[str]], object]) -> list:
     """One outcome per group: ``make(ids of the fired rules)``, group i's pattern being ``bits`` at ``first[i]``.
@@ -644,12 +654,7 @@ def _texts(compiled: _Compiled, kind: object, bits: Sequence[np.ndarray], rows: 
     remembered per rulebook version under ``(kind, key)``, so a batch
     evaluated in chunks works each distinct one out once.
     """
-    memo = compiled.memo
-    if len(memo) >= _MAX_MEMO:
-        memo.clear()
-    memo_keys = [(kind, key) for key in keys]
-    found = [memo.get(key) for key in memo_keys]
-    missing = [i for i, outcome in enumerate(found) if outcome is None]
+    memo, memo_keys, found, missing = _remembered(compiled, kind, keys)
     if missing:
         ids = [compiled.rule_ids[j] for j in rows]
         for i, column in zip(missing, _columns(bits, first[missing]).T.tolist()):
@@ -818,12 +823,7 @@ def _statistic_texts(compiled: _Compiled, kind: object, columns: tuple[_Column, 
     (their ids), remembered per rulebook version under ``(kind, key)``.
     """
     codes, first, keys = grouping(columns, fired, n)
-    memo = compiled.memo
-    if len(memo) >= _MAX_MEMO:
-        memo.clear()
-    memo_keys = [(kind, key) for key in keys]
-    found = [memo.get(key) for key in memo_keys]
-    missing = [i for i, outcome in enumerate(found) if outcome is None]
+    memo, memo_keys, found, missing = _remembered(compiled, kind, keys)
     if missing:
         ids = compiled.rule_ids
         for i, rules in zip(missing, _witnesses(columns, fired, first[missing])):
