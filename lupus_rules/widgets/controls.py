@@ -41,7 +41,7 @@ def group_css(group: str) -> str:
 def _label(spec: FactSpec) -> w.HTML:
     # a long name (months_immunosuppression) wraps after an underscore instead of being cut off
     name = esc(spec.name).replace("_", "_<wbr>")
-    return w.HTML(f"<span title='{esc(spec.description)}' style='font-size:14px;line-height:1.15;"
+    return w.HTML(f"<span title='{esc(spec.description)}' style='font-size:14px;line-height:1.15;overflow-wrap:anywhere;"
                   f"display:inline-block'>{name}</span>",
                   layout=w.Layout(width=f"{_LABEL_PX}px", min_width=f"{_LABEL_PX}px", overflow="hidden"))
 

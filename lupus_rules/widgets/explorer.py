@@ -228,7 +228,8 @@ class ScenarioExplorer:
             self.trace_pane.value = trace_html(result, book)
         elif title == "Why not":
             items = self.why_not_items
-            marks = {r.id: clause_marks(r, result) for r in book.rules if r.id in {i.rule_id for i in items}}
+            shown = {i.rule_id for i in items}
+            marks = {r.id: clause_marks(r, result) for r in book.rules if r.id in shown}
             self.why_not_pane.value = why_not_html(items, result.preferred, marks)
         elif title == "Derived":
             self.derived_pane.value = derived_html(result, book)
