@@ -226,14 +226,15 @@ def _records(chunk: pd.DataFrame, facts: list[str]) -> list[dict[str, object]]:
     return frame.to_dict("records")
 
 
-def _durable_rows(records: list[dict[str, object]], rulebook: Rulebook) -> list[tuple[str, ...]]:
-    """(preferred, recommendations, flags, fired_rules, error) per record, with the durable engine."""
+def _durable_rows(records: list[dict[str, object]], rulebook: Rulebook,
+                  engine: str = "durable") -> list[tuple[str, ...]]:
+    """The outcome cells then the error per record, one patient at a time (durable or python engine)."""
     from .evaluate import evaluate
 
     out: list[tuple[str, ...]] = []
     for record in records:
         try:
-            row = evaluate(record, rulebook).to_row()
+            row = evaluate(record, rulebook, engine).to_row()
         except PatientValidationError as exc:
             out.append(("",) * len(_OUTCOMES) + (str(exc),))
         else:
@@ -289,14 +290,17 @@ class _Evaluator:
         return pd.concat([chunk, outcomes], axis=1)
 
     def _durable_outcomes(self, chunk: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
+        """Outcomes one patient at a time: durable (in worker processes for many rows) or python (here)."""
         records = _records(chunk, facts)
-        if self.processes == 1 or (self._pool is None and len(records) < POOL_MIN_ROWS):
+        if self.engine == "python":
+            rows = _durable_rows(records, self.rulebook, "python")
+        elif self.processes == 1 or (self._pool is None and len(records) < POOL_MIN_ROWS):
             rows = _durable_rows(records, self.rulebook)
         else:
             rows = [row for part in self._pool_map(records) for row in part]
         columns = list(zip(*rows)) if rows else [()] * (len(_OUTCOMES) + 1)
         outcomes = dict(zip(_OUTCOMES, columns[:len(_OUTCOMES)]))
-        return _outcome_frame(chunk.index, outcomes, columns[len(_OUTCOMES)], self.rulebook, "durable")
+        return _outcome_frame(chunk.index, outcomes, columns[len(_OUTCOMES)], self.rulebook, self.engine)
 
     def _pool_map(self, records: list[dict[str, object]]) -> list[list[tuple[str, ...]]]:
         if self._pool is None:
@@ -366,9 +370,10 @@ def run_batch(data: Any, engine: str = "vectorized", rulebook: Rulebook | str | 
     is fine, else every bad field with its value and what is allowed; the
     outcome columns are then empty), ``rulebook_version`` and ``engine``.
 
-    ``engine``: ``"vectorized"`` (column masks, fast) or ``"durable"``
+    ``engine``: ``"vectorized"`` (column masks, fast), ``"durable"``
     (durable-rules, one patient at a time, in ``processes`` worker processes;
-    ``processes=1`` evaluates in this process). ``rulebook``: a
+    ``processes=1`` evaluates in this process) or ``"python"`` (the rules
+    read directly, one patient at a time, in this process). ``rulebook``: a
     :class:`~lupus_rules.rulebook.Rulebook`, a path to rule files, or
     ``None`` for the shipped one. Rows are evaluated ``chunk_size`` at a time,
     with a tqdm progress bar when ``progress``.
