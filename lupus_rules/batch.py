@@ -35,12 +35,15 @@ from .rows import (
     OUTCOME_COLUMNS,
     PASSTHROUGH_COLUMNS,
     PASSTHROUGH_PREFIX,
+    FILE_ENGINES,
     BatchSummary,
     _check_options,
+    _check_paths,
     _rulebook,
     check_columns,
     failure_reasons,
 )
+from .plainrun import run_plain_file, takes_plain_path
 from .rulebook import Rulebook, rulebook_from_documents
 
 __all__ = [
@@ -330,7 +333,7 @@ def _evaluate_partition(partition: pd.DataFrame, engine: str, payload: tuple, ch
 # --- files ------------------------------------------------------------------------------------
 
 
-def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vectorized",
+def run_file(input_path: str | Path, output_path: str | Path, engine: str = "auto",
              rulebook: Rulebook | str | Path | None = None, chunk_size: int = 100_000,
              progress: bool = True, processes: int = 2, *, excel_safe: bool = False,
              scheduler: str | None = None) -> BatchSummary:
@@ -360,6 +363,16 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
     but counts returns to this process, and a
     :class:`~lupus_rules.cluster.ClusterSummary` is returned (``processes`` is
     not used; ``excel_safe`` is refused: the output is Parquet).
+
+    ``engine``: ``"auto"`` (default): a CSV input of at most
+    :data:`~lupus_rules.plainrun.SMALL_CSV_BYTES` (256 KiB) to a CSV output
+    runs in pure Python with the python engine (no numpy, pandas or pyarrow:
+    :mod:`lupus_rules.plainrun`, no progress bar), anything else with the
+    vectorized engine; the output's ``engine`` column and the summary name the
+    engine that ran, and the two paths write the same bytes but for that
+    column. ``"python"``: CSV to CSV always takes the pure-Python path (other
+    formats: the python engine chunk by chunk). ``"vectorized"``,
+    ``"durable"``: that engine, as described above.
     """
     if scheduler is not None:
         if excel_safe:
@@ -367,12 +380,15 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
                                   "folder of Parquet parts")
         from .cluster import run_on_cluster
 
-        return run_on_cluster(input_path, output_path, scheduler, engine, rulebook, chunk_size=chunk_size,
-                              progress=progress)
+        return run_on_cluster(input_path, output_path, scheduler, "vectorized" if engine == "auto" else engine,
+                              rulebook, chunk_size=chunk_size, progress=progress)
     source, target = Path(input_path), Path(output_path)
-    _check_options(engine, chunk_size, processes)
+    _check_options(engine, chunk_size, processes, FILE_ENGINES)
     _check_paths(source, target)
     book = _rulebook(rulebook)
+    if takes_plain_path(engine, source, target):
+        return run_plain_file(source, target, book, excel_safe=excel_safe)
+    engine = "vectorized" if engine == "auto" else engine
     check_columns(_read_columns(source), book.vocabulary)
     _check_flat(source, target)
     summary = BatchSummary(book.version, engine, output=str(target), vocabulary=book.vocabulary)
@@ -434,15 +450,6 @@ def write_chunks(chunks: Iterable[pd.DataFrame], path: str | Path, *, total: int
                 writer.write(chunk)
                 rows += len(chunk)
     return rows
-
-
-def _check_paths(source: Path, target: Path) -> None:
-    if not source.is_file():
-        raise BatchInputError(f"input file not found: {source}")
-    if source.suffix.lower() not in SUFFIXES:
-        raise BatchInputError(f"input {source}: suffix {source.suffix or '(none)'!r} not supported; "
-                              f"allowed: {', '.join(SUFFIXES)}")
-    check_output_path(target, suffixes=SUFFIXES, inputs=(source,))
 
 
 def _check_flat(source: Path, target: Path) -> None:

@@ -20,6 +20,7 @@ from .engines import ENGINES
 from .errors import BatchInputError
 from .facts import FACTS
 from .notice import DISCLAIMER
+from .output import SUFFIXES, check_output_path
 from .rulebook import Rulebook, load_rulebook
 from .vocabulary import Vocabulary
 
@@ -30,6 +31,7 @@ __all__ = [
     "OUTCOME_COLUMNS",
     "PASSTHROUGH_COLUMNS",
     "PASSTHROUGH_PREFIX",
+    "FILE_ENGINES",
     "BatchSummary",
     "check_columns",
     "failure_reasons",
@@ -44,6 +46,8 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
 PASSTHROUGH_COLUMNS: tuple[str, ...] = ("scenario_id", "description", "patient_id", "provenance")
 #: Input columns starting with this (expected outcomes of a scenario suite) are passed through too.
 PASSTHROUGH_PREFIX = "expect_"
+#: Engines a file run accepts: ``auto`` (the pure-Python path for a small CSV, else vectorized) and every engine.
+FILE_ENGINES: tuple[str, ...] = ("auto", *ENGINES)
 
 _OUTCOMES = OUTCOME_COLUMNS[:OUTCOME_COLUMNS.index("error")]  # what an engine decides
 
@@ -166,9 +170,18 @@ def _rulebook(rulebook: Rulebook | str | Path | None) -> Rulebook:
     return load_rulebook(rulebook)
 
 
-def _check_options(engine: str, chunk_size: int, processes: int) -> None:
-    if engine not in ENGINES:
-        raise BatchInputError(f"engine: got {engine!r}; allowed: {', '.join(ENGINES)}")
+def _check_options(engine: str, chunk_size: int, processes: int, engines: tuple[str, ...] = ENGINES) -> None:
+    if engine not in engines:
+        raise BatchInputError(f"engine: got {engine!r}; allowed: {', '.join(engines)}")
     for name, value in (("chunk_size", chunk_size), ("processes", processes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BatchInputError(f"{name}: got {value!r}; allowed: a whole number >= 1")
+
+
+def _check_paths(source: Path, target: Path) -> None:
+    if not source.is_file():
+        raise BatchInputError(f"input file not found: {source}")
+    if source.suffix.lower() not in SUFFIXES:
+        raise BatchInputError(f"input {source}: suffix {source.suffix or '(none)'!r} not supported; "
+                              f"allowed: {', '.join(SUFFIXES)}")
+    check_output_path(target, suffixes=SUFFIXES, inputs=(source,))
