@@ -107,7 +107,7 @@ def _records(chunk: pd.DataFrame, facts: list[str]) -> list[dict[str, object]]:
     return frame.to_dict("records")
 
 
-def _durable_rows(records: list[dict[str, object]], rulebook: Rulebook,
+def _patient_rows(records: list[dict[str, object]], rulebook: Rulebook,
                   engine: str = "durable") -> list[tuple[str, ...]]:
     """The outcome cells then the error per record, one patient at a time (durable or python engine)."""
     from .evaluate import evaluate
@@ -164,19 +164,19 @@ class _Evaluator:
         if self.engine == "vectorized":
             outcomes = _vectorized_outcomes(work, facts, self.rulebook)
         else:
-            outcomes = self._durable_outcomes(work, facts)
+            outcomes = self._one_by_one_outcomes(work, facts)
         if unread is not None and unread.any():
             outcomes.loc[unread, list(_OUTCOMES)] = ""
             outcomes.loc[unread, "error"] = np.asarray(read_errors, dtype=object)[unread]
         return pd.concat([chunk, outcomes], axis=1)
 
-    def _durable_outcomes(self, chunk: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
+    def _one_by_one_outcomes(self, chunk: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
         """Outcomes one patient at a time: durable (in worker processes for many rows) or python (here)."""
         records = _records(chunk, facts)
         if self.engine == "python":
-            rows = _durable_rows(records, self.rulebook, "python")
+            rows = _patient_rows(records, self.rulebook, "python")
         elif self.processes == 1 or (self._pool is None and len(records) < POOL_MIN_ROWS):
-            rows = _durable_rows(records, self.rulebook)
+            rows = _patient_rows(records, self.rulebook)
         else:
             rows = [row for part in self._pool_map(records) for row in part]
         columns = list(zip(*rows)) if rows else [()] * (len(_OUTCOMES) + 1)
@@ -235,7 +235,7 @@ def _worker_rows(records: list[dict[str, object]]) -> list[tuple[str, ...]]:
         raise _WORKER_FAILURE
     if _WORKER_RULEBOOK is None:
         raise EngineError("durable worker process started without its rulebook")
-    return _durable_rows(records, _WORKER_RULEBOOK)
+    return _patient_rows(records, _WORKER_RULEBOOK)
 
 
 # --- in memory --------------------------------------------------------------------------------

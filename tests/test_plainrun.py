@@ -70,6 +70,7 @@ HOSTILE = {
     "unclosed quote": csv_bytes(GOOD[:2] + ['e,"never closed,60,0.2', "f,x,60,0.2"]),
     "bad facts": csv_bytes(["a,x,abc,0.2", "b,y,-5,99", "c, z ,  60 ,\u00a00.5\u00a0", "d,w,\u0666\u0660,"]),
     "binary": b"scenario_id,egfr\n\x00\x01\x02\xff\xfe\n",
+    "latin-1 description": "scenario_id,description\ns1,café\n".encode("latin-1"),
     "formulas": csv_bytes([f'r{i},"{text}",60,0.2' for i, text in enumerate(RISKY)] + ["n,-1.5,60,0.2",
                                                                                          "m,+2e3,60,0.2"]),
     "oversized quoted multiline cell": csv_bytes(
@@ -84,6 +85,20 @@ HOSTILE.update({f"{case}, {name}": latin1_csv(GOOD[:2] + [BAD_ROWS[case][0]] + G
 def test_hostile_files_give_the_vectorized_bytes(tmp_path, rulebook, case, excel_safe):
     plain, vectorized = both_paths(tmp_path, HOSTILE[case], rulebook, excel_safe=excel_safe)
     assert plain == vectorized
+
+
+@pytest.mark.parametrize("content", ["scenario_id,egfr\ns1,60\n".encode("utf-16"), b"", b"\xff,egfr\n1,2\n"],
+                         ids=["utf-16", "empty", "header not UTF-8"])
+def test_an_unreadable_header_gets_the_vectorized_paths_error(tmp_path, rulebook, content):
+    source = tmp_path / "in.csv"
+    source.write_bytes(content)
+    messages = []
+    for engine in ("auto", "python", "vectorized"):
+        with pytest.raises(BatchInputError) as caught:
+            run_file(source, tmp_path / "out.csv", engine, rulebook, progress=False)
+        messages.append(str(caught.value))
+    assert len(set(messages)) == 1 and "in.csv" in messages[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
 def test_a_bad_row_fails_alone_naming_its_line(tmp_path, rulebook):
