@@ -33,8 +33,9 @@ from pathlib import Path
 
 from .csvtext import csv_line, header_names, read_rows
 from .errors import BatchInputError, PatientValidationError
+from .evaluate import evaluate
 from .output import SUFFIXES, atomic_output
-from .rows import OUTCOME_COLUMNS, BatchSummary, _check_paths, check_columns
+from .rows import OUTCOME_COLUMNS, BatchSummary, _check_paths, _rulebook, check_columns
 from .rulebook import Rulebook
 
 __all__ = ["SMALL_CSV_BYTES", "takes_plain_path", "run_plain_file"]
@@ -66,15 +67,18 @@ def takes_plain_path(engine: str, source: Path, target: Path) -> bool:
     return len(set(names)) == len(names) and all(name.strip() for name in names)
 
 
-def run_plain_file(source: str | Path, target: str | Path, rulebook: Rulebook, *,
+def run_plain_file(source: str | Path, target: str | Path, rulebook: Rulebook | str | Path | None = None, *,
                    excel_safe: bool = False) -> BatchSummary:
     """Evaluate every row of a CSV file with the python engine into a CSV file; see the module docstring.
 
-    Raises :class:`BatchInputError` for a missing input, an unusable output
-    location or an unknown column, before anything is written.
+    ``rulebook``: a :class:`~lupus_rules.rulebook.Rulebook`, a path to rule
+    files, or ``None`` for the shipped one. Raises :class:`BatchInputError`
+    for a missing input, an unusable output location or an unknown column,
+    before anything is written.
     """
     source, target = Path(source), Path(target)
     _check_paths(source, target)
+    rulebook = _rulebook(rulebook)
     names = header_names(source)
     facts = set(check_columns(names, rulebook.vocabulary))
     positions = [(i, name) for i, name in enumerate(names) if name in facts]
@@ -112,8 +116,6 @@ def _outcome(cells: list[str], read_error: str, positions: list[tuple[int, str]]
     tail = [rulebook.version, "python"]
     if read_error:  # a row the reader could not read is not evaluated
         return [""] * len(_DECIDED) + [read_error, *tail]
-    from .evaluate import evaluate
-
     try:
         result = evaluate({name: cells[i] for i, name in positions}, rulebook, engine="python")
     except PatientValidationError as exc:
