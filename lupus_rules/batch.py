@@ -1096,10 +1096,22 @@ class _Writer:
         if self.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            return pq.ParquetWriter(self.path, schema)
+            return pq.ParquetWriter(self.path, schema, use_dictionary=_dictionary_columns(schema))
         import pyarrow.csv as pc
 
         return pc.CSVWriter(self.path, schema.remove_metadata())
+
+
+#: Outcome columns whose texts are nearly all distinct in a real batch: Parquet gets them plain. pyarrow
+#: would build a dictionary for each and drop it when it outgrows a page; the values read back are the same.
+_PLAIN_COLUMNS = frozenset({"avoided", "fired_rules"})
+
+
+def _dictionary_columns(schema: Any) -> bool | list[str]:
+    """pyarrow's ``use_dictionary`` for a result: every column but :data:`_PLAIN_COLUMNS` (all of a nested schema)."""
+    if any(f.type.num_fields > 0 for f in schema) or not _PLAIN_COLUMNS & set(schema.names):
+        return True  # a nested column's dictionary is keyed by its leaf paths: keep pyarrow's default
+    return [name for name in schema.names if name not in _PLAIN_COLUMNS]
 
 
 def _excel_safe(table: Any) -> Any:
