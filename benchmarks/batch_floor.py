@@ -17,8 +17,8 @@ format, in the same process and run:
 - ``first call``: the same run_file as the first call in a fresh Python
   process (imports done before the clock starts, the rulebook compiled and
   every outcome text worked out inside it), over the warm call (the issue's
-  target: <= 1.5), with that process's peak resident memory (``ru_maxrss``)
-  and how much of it the run added to the imports and rulebook: streamed, it
+  target: <= 1.5), with that process's peak resident memory during the run
+  (Linux: VmHWM, reset after the imports) and how much the run added to the imports and rulebook: streamed, it
   should not grow with ``--rows`` (compare ``--rows 1000000`` and
   ``--rows 4000000``).
 
@@ -77,20 +77,30 @@ def _floor_parquet(source: Path, result, target: Path) -> None:
 
 
 _FIRST_CALL = """
-import resource, sys, time
+import sys, time
 from lupus_rules.batch import run_file
 from lupus_rules.evaluate import default_rulebook
+
+def status(key):  # kB, from /proc/self/status (Linux)
+    with open("/proc/self/status") as lines:
+        return next(int(line.split()[1]) for line in lines if line.startswith(key + ":"))
+
 book = default_rulebook()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/clear_refs", "w") as clear:  # start the peak (VmHWM) afresh: not the parent's
+    clear.write("5")
+before = status("VmRSS")
 started = time.perf_counter()
 run_file(sys.argv[1], sys.argv[2], rulebook=book, progress=False)
 seconds = time.perf_counter() - started
-print(seconds, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(seconds, before, status("VmHWM"))
 """
 
 
 def _first_call(source: Path, target: Path) -> tuple[float, float, float]:
-    """run_file as the first call in a fresh process: seconds (imports untimed), peak RSS and its growth (MiB)."""
+    """run_file as the first call in a fresh process: seconds (imports untimed), peak RSS and its growth (MiB).
+
+    Peak RSS is the process's VmHWM, reset after the imports (Linux ``/proc``).
+    """
     import subprocess
 
     done = subprocess.run([sys.executable, "-c", _FIRST_CALL, str(source), str(target)],

@@ -304,3 +304,25 @@ def test_a_failure_making_chunks_stops_the_writer_thread(tmp_path):
         write_chunks(chunks(), target)
     assert list(tmp_path.iterdir()) == []
     assert not [t for t in threading.enumerate() if t.name == "lupus-rules-writer"]
+
+
+def test_a_failed_run_leaves_no_reader_or_writer_thread(scenarios, rulebook, tmp_path, monkeypatch):
+    import threading
+
+    import lupus_rules.batch as batch
+
+    source = tmp_path / "in.csv"
+    scenarios.to_csv(source, index=False)
+    real, calls = batch._Writer.write, []
+
+    def failing(self, frame):
+        calls.append(len(frame))
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        real(self, frame)
+
+    monkeypatch.setattr(batch._Writer, "write", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_file(source, tmp_path / "out.csv", rulebook=rulebook, chunk_size=50, progress=False)
+    assert calls == [50, 50]
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("lupus-rules-")]
