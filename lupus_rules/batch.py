@@ -4,7 +4,11 @@
 partition) and returns the input columns plus the outcome columns
 (:data:`OUTCOME_COLUMNS`). :func:`run_file` streams a CSV or Parquet file through
 the same chunk code with bounded memory and a progress bar, writes CSV or
-Parquet (by the output's suffix) and returns a :class:`BatchSummary`.
+Parquet (by the output's suffix) and returns a :class:`BatchSummary`. There,
+reading the next chunk and writing the last one run in threads of their own
+while one chunk is evaluated: pyarrow's readers, writers and kernels release
+the GIL, so on two cores the three overlap; one chunk at most waits between
+steps, so memory does not grow with the file.
 
 A row with bad facts gets its ``error`` (naming each field, the value and what
 is allowed) and empty outcome columns; every other row is still evaluated. An
@@ -530,7 +534,9 @@ def write_chunks(chunks: Iterable[pd.DataFrame], path: str | Path, *, total: int
                  inputs: Iterable[str | Path] = ()) -> int:
     """Write frames one after another to one CSV or Parquet file (by suffix); returns the rows written.
 
-    Memory holds one chunk at a time. The location is checked before the
+    Each chunk is written in a writer thread while the next one is made
+    (pyarrow's writers release the GIL), so memory holds at most three chunks:
+    one being made, one waiting, one being written. The location is checked before the
     first chunk is made (suffix, folder exists and is writable, not one of
     ``inputs``); the rows go to a partial file unique to this run beside
     ``path``, which is fsynced and renamed into place only when complete
