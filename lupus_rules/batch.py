@@ -5,10 +5,9 @@ partition) and returns the input columns plus the outcome columns
 (:data:`OUTCOME_COLUMNS`). :func:`run_file` streams a CSV or Parquet file through
 the same chunk code with bounded memory and a progress bar, writes CSV or
 Parquet (by the output's suffix) and returns a :class:`BatchSummary`. There,
-reading the next chunk and writing the last one run in threads of their own
-while one chunk is evaluated: pyarrow's readers, writers and kernels release
-the GIL, so on two cores the three overlap; one chunk at most waits between
-steps, so memory does not grow with the file.
+each chunk is written in a thread of its own while the next is read and
+evaluated (pyarrow's writers release the GIL); one chunk at most waits for
+the writer, so memory does not grow with the file.
 
 A row with bad facts gets its ``error`` (naming each field, the value and what
 is allowed) and empty outcome columns; every other row is still evaluated. An
@@ -28,7 +27,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -502,8 +500,8 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
     summary = BatchSummary(book.version, engine, output=str(target), vocabulary=book.vocabulary)
     total = _count_rows(source) if progress else None
     started = time.perf_counter()
-    with _Evaluator(engine, book, processes) as evaluator, closing(_read_ahead(_read_chunks(source, chunk_size))) as ahead:
-        chunks = _reading(source, ahead)
+    with _Evaluator(engine, book, processes) as evaluator:
+        chunks = _reading(source, _read_chunks(source, chunk_size))
         results = (evaluator.evaluate(chunk, errors) for chunk, errors in chunks)
         write_chunks(_counted(results, summary), target, total=total, progress=progress,
                      excel_safe=excel_safe, inputs=(source,))
@@ -558,8 +556,7 @@ def write_chunks(chunks: Iterable[pd.DataFrame], path: str | Path, *, total: int
             return _write_ahead(writer, _progress(chunks, total, progress, desc))
 
 
-#: Read the next chunk and write the last one in threads of their own while one is evaluated (off: in turn,
-#: as before; private, for benchmarks).
+#: Write each chunk in a thread of its own while the next is made (off: in turn; private, for benchmarks).
 _WRITE_AHEAD = True
 
 
@@ -601,60 +598,6 @@ def _write_ahead(writer: _Writer, chunks: Iterable[pd.DataFrame]) -> int:
     if failed:
         raise failed[0]
     return rows
-
-
-def _read_ahead(items: Iterator[_Chunk]) -> Iterator[_Chunk]:
-    """The items, each made in a reader thread while the caller works on the one before.
-
-    pyarrow's readers and converters release the GIL, so reading the next
-    chunk overlaps evaluating this one. At most one made item waits. An
-    exception making an item is raised here, in order; when the caller stops
-    early the reader thread stops after the item it is making.
-    """
-    if not _WRITE_AHEAD:
-        yield from items
-        return
-    handoff: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    thread = threading.Thread(target=_make, args=(items, handoff, stop), name="lupus-rules-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            more, value = handoff.get()
-            if not more:
-                if value is not None:
-                    raise value
-                return
-            yield value
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _make(items: Iterator[_Chunk], handoff: queue.Queue[tuple[bool, Any]], stop: threading.Event) -> None:
-    """The reader thread: hand over ``(True, item)`` per item, then ``(False, None)`` or ``(False, exception)``."""
-    try:
-        for item in items:
-            if not _offer(handoff, (True, item), stop):
-                return
-        _offer(handoff, (False, None), stop)
-    except BaseException as exc:  # noqa: BLE001 (raised in the calling thread by _read_ahead)
-        _offer(handoff, (False, exc), stop)
-    finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
-
-
-def _offer(handoff: queue.Queue[tuple[bool, Any]], entry: tuple[bool, Any], stop: threading.Event) -> bool:
-    """Put ``entry`` when there is room; ``False`` if the caller stopped first."""
-    while not stop.is_set():
-        try:
-            handoff.put(entry, timeout=0.05)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 def _drain(writer: _Writer, handoff: queue.Queue[pd.DataFrame | None], failed: list[BaseException],

@@ -306,7 +306,7 @@ def test_a_failure_making_chunks_stops_the_writer_thread(tmp_path):
     assert not [t for t in threading.enumerate() if t.name == "lupus-rules-writer"]
 
 
-def test_a_failed_run_leaves_no_reader_or_writer_thread(scenarios, rulebook, tmp_path, monkeypatch):
+def test_a_failed_run_leaves_no_writer_thread(scenarios, rulebook, tmp_path, monkeypatch):
     import threading
 
     import lupus_rules.batch as batch
