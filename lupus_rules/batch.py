@@ -744,7 +744,9 @@ def _cells() -> Any:
 
 
 def _text_bytes(table: Any) -> int:
-    """At least the bytes of all cells of a table of :func:`_cells` columns: its size less 8 per offset."""
+    """At least the bytes of all cells of ``table``: its size, less 8 per offset when every column is :func:`_cells`."""
+    if any(kind != _cells() for kind in table.schema.types):
+        return table.nbytes
     return table.nbytes - 8 * table.num_rows * table.num_columns
 
 

@@ -326,3 +326,18 @@ def test_a_failed_run_leaves_no_writer_thread(scenarios, rulebook, tmp_path, mon
         run_file(source, tmp_path / "out.csv", rulebook=rulebook, chunk_size=50, progress=False)
     assert calls == [50, 50]
     assert not [t.name for t in threading.enumerate() if t.name.startswith("lupus-rules-")]
+
+
+def test_the_quick_row_size_bound_is_never_below_the_cells_bytes():
+    import pyarrow as pa
+
+    from lupus_rules.batch import _text_bytes
+
+    cells = pa.array(["", "é", "x" * 300, "a,b"] * 50, type=pa.large_string())
+    table = pa.table({"a": cells, "b": pa.concat_arrays([cells.slice(1), pa.array([""], pa.large_string())])})
+    for part in (table, table.slice(7, 31), table.slice(0, 0)):
+        exact = sum(len(v.encode()) for column in part.columns for v in column.to_pylist())
+        assert _text_bytes(part) >= exact
+        assert _text_bytes(part) == exact  # large strings without nulls: the bound is exact
+    narrow = table.cast(pa.schema([pa.field("a", pa.string()), pa.field("b", pa.string())]))
+    assert _text_bytes(narrow) >= sum(len(v.encode()) for column in narrow.columns for v in column.to_pylist())
