@@ -14,10 +14,13 @@ format, in the same process and run:
   untimed), to a file of the same format: the least any engine could spend
   moving these bytes;
 - ratio: run_file seconds over floor seconds (the issue's target: <= 1.5);
-- ``first call``: the same Parquet -> Parquet run_file as the first call in a
-  fresh Python process (imports done before the clock starts, the rulebook
-  compiled and every outcome text worked out inside it), over the warm call
-  (the issue's target: <= 1.5).
+- ``first call``: the same run_file as the first call in a fresh Python
+  process (imports done before the clock starts, the rulebook compiled and
+  every outcome text worked out inside it), over the warm call (the issue's
+  target: <= 1.5), with that process's peak resident memory during the run
+  (Linux: VmHWM, reset after the imports) and how much the run added to the imports and rulebook: streamed, it
+  should not grow with ``--rows`` (compare ``--rows 1000000`` and
+  ``--rows 4000000``).
 
 ``--repeat N`` times each case N times and keeps the best (the machine may be shared).
 
@@ -25,6 +28,10 @@ With ``--profile`` the run_file calls also run under cProfile and the
 functions with the most cumulative time are printed.
 
     python benchmarks/batch_floor.py [--rows 1000000] [--repeat 2] [--profile]
+    python benchmarks/batch_floor.py --rows 4000000   # the same at 4M rows: memory must stay flat
+
+Each line also says the load average (1 minute) when it was printed: on a shared
+machine the ratios mean little when it is above the cores.
 
 Synthetic rows for timing only. Not for clinical use.
 """
@@ -33,6 +40,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 import tempfile
@@ -72,20 +80,37 @@ _FIRST_CALL = """
 import sys, time
 from lupus_rules.batch import run_file
 from lupus_rules.evaluate import default_rulebook
+
+def status(key):  # kB, from /proc/self/status (Linux)
+    with open("/proc/self/status") as lines:
+        return next(int(line.split()[1]) for line in lines if line.startswith(key + ":"))
+
 book = default_rulebook()
+with open("/proc/self/clear_refs", "w") as clear:  # start the peak (VmHWM) afresh: not the parent's
+    clear.write("5")
+before = status("VmRSS")
 started = time.perf_counter()
 run_file(sys.argv[1], sys.argv[2], rulebook=book, progress=False)
-print(time.perf_counter() - started)
+seconds = time.perf_counter() - started
+print(seconds, before, status("VmHWM"))
 """
 
 
-def _first_call(source: Path, target: Path) -> float:
-    """Seconds of run_file as the first call in a fresh process (this environment, imports untimed)."""
+def _first_call(source: Path, target: Path) -> tuple[float, float, float]:
+    """run_file as the first call in a fresh process: seconds (imports untimed), peak RSS and its growth (MiB).
+
+    Peak RSS is the process's VmHWM, reset after the imports (Linux ``/proc``).
+    """
     import subprocess
 
     done = subprocess.run([sys.executable, "-c", _FIRST_CALL, str(source), str(target)],
                           capture_output=True, text=True, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+    seconds, before, peak = done.stdout.strip().splitlines()[-1].split()
+    return float(seconds), int(peak) / 1024, (int(peak) - int(before)) / 1024
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,11 +164,11 @@ def main(argv: list[str] | None = None) -> None:
                                 for _ in range(args.repeat))
             del result
             print(f"{suffix[1:]:>8} -> {suffix[1:]:<8} run_file {seconds:6.2f} s  floor {floor_seconds:6.2f} s  "
-                  f"ratio {seconds / floor_seconds:4.2f}x  (output {out_size:,.0f} MiB)", flush=True)
-            if suffix == ".parquet":
-                first = _first_call(source, work / "first.parquet")
-                print(f"{'':>8}    first call in a fresh process {first:6.2f} s  "
-                      f"over the warm call {first / seconds:4.2f}x", flush=True)
+                  f"ratio {seconds / floor_seconds:4.2f}x  (output {out_size:,.0f} MiB)  {_load()}", flush=True)
+            first, peak, grown = _first_call(source, work / f"first{suffix}")
+            print(f"{'':>8}    first call in a fresh process {first:6.2f} s  "
+                  f"over the warm call {first / seconds:4.2f}x  peak RSS {peak:,.0f} MiB "
+                  f"(+{grown:,.0f} MiB during the run)  {_load()}", flush=True)
             if profiler:
                 text = io.StringIO()
                 pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(28)

@@ -4,7 +4,10 @@
 partition) and returns the input columns plus the outcome columns
 (:data:`OUTCOME_COLUMNS`). :func:`run_file` streams a CSV or Parquet file through
 the same chunk code with bounded memory and a progress bar, writes CSV or
-Parquet (by the output's suffix) and returns a :class:`BatchSummary`.
+Parquet (by the output's suffix) and returns a :class:`BatchSummary`. There,
+each chunk is written in a thread of its own while the next is read and
+evaluated (pyarrow's writers release the GIL); one chunk at most waits for
+the writer, so memory does not grow with the file.
 
 A row with bad facts gets its ``error`` (naming each field, the value and what
 is allowed) and empty outcome columns; every other row is still evaluated. An
@@ -18,6 +21,8 @@ from __future__ import annotations
 import io
 import math
 import multiprocessing
+import queue
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -426,7 +431,9 @@ def write_chunks(chunks: Iterable[pd.DataFrame], path: str | Path, *, total: int
                  inputs: Iterable[str | Path] = ()) -> int:
     """Write frames one after another to one CSV or Parquet file (by suffix); returns the rows written.
 
-    Memory holds one chunk at a time. The location is checked before the
+    Each chunk is written in a writer thread while the next one is made
+    (pyarrow's writers release the GIL), so memory holds at most three chunks:
+    one being made, one waiting, one being written. The location is checked before the
     first chunk is made (suffix, folder exists and is writable, not one of
     ``inputs``); the rows go to a partial file unique to this run beside
     ``path``, which is fsynced and renamed into place only when complete
@@ -443,13 +450,65 @@ def write_chunks(chunks: Iterable[pd.DataFrame], path: str | Path, *, total: int
     will be opened in a spreadsheet. Numeric columns are never touched.
     """
     target = Path(path)
-    rows = 0
     with atomic_output(target, suffixes=SUFFIXES, inputs=inputs) as partial:
         with _Writer(partial, target.suffix.lower(), excel_safe=excel_safe) as writer:
-            for chunk in _progress(chunks, total, progress, desc):
-                writer.write(chunk)
-                rows += len(chunk)
+            return _write_ahead(writer, _progress(chunks, total, progress, desc))
+
+
+#: Write each chunk in a thread of its own while the next is made (off: in turn; private, for benchmarks).
+_WRITE_AHEAD = True
+
+
+def _write_ahead(writer: _Writer, chunks: Iterable[pd.DataFrame]) -> int:
+    """Write every chunk with ``writer``, in order; returns the rows written.
+
+    Each chunk goes to a writer thread while this thread makes the next one:
+    pyarrow's writers release the GIL, so on two cores evaluating and writing
+    overlap. At most one made chunk waits for the writer, so memory holds three
+    chunks at most whatever the file size. A failed write stops the run at the
+    next chunk and is raised here; a failure making chunks stops the writer
+    before it writes anything more.
+    """
+    if not _WRITE_AHEAD:
+        rows = 0
+        for chunk in chunks:
+            writer.write(chunk)
+            rows += len(chunk)
+        return rows
+    handoff: queue.Queue[pd.DataFrame | None] = queue.Queue(maxsize=1)
+    failed: list[BaseException] = []
+    stop = threading.Event()
+    thread = threading.Thread(target=_drain, args=(writer, handoff, failed, stop), name="lupus-rules-writer",
+                              daemon=True)
+    thread.start()
+    rows = 0
+    try:
+        for chunk in chunks:
+            if failed:
+                break
+            handoff.put(chunk)
+            rows += len(chunk)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        handoff.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
     return rows
+
+
+def _drain(writer: _Writer, handoff: queue.Queue[pd.DataFrame | None], failed: list[BaseException],
+           stop: threading.Event) -> None:
+    """The writer thread: write chunks until ``None``; after a failure (or ``stop``) only take them."""
+    while (chunk := handoff.get()) is not None:
+        if failed or stop.is_set():
+            continue
+        try:
+            writer.write(chunk)
+        except BaseException as exc:  # noqa: BLE001 (raised in the calling thread by _write_ahead)
+            failed.append(exc)
 
 
 def _check_flat(source: Path, target: Path) -> None:
@@ -549,6 +608,20 @@ def _count_rows(source: Path) -> int | None:
 _CAREFUL_WINDOW = 2_000
 
 
+def _cells() -> Any:
+    """The Arrow type CSV cells are read as: large strings, what pandas' ``str`` holds, so none is converted."""
+    import pyarrow as pa
+
+    return pa.large_string()
+
+
+def _text_bytes(table: Any) -> int:
+    """At least the bytes of all cells of ``table``: its size, less 8 per offset when every column is :func:`_cells`."""
+    if any(kind != _cells() for kind in table.schema.types):
+        return table.nbytes
+    return table.nbytes - 8 * table.num_rows * table.num_columns
+
+
 def _read_csv(source: Path, chunk_size: int, columns: list[str]) -> Iterator[_Chunk]:
     """CSV rows as text (empty cell = ''), with read errors per row; re-cut to ``chunk_size``.
 
@@ -603,8 +676,8 @@ def _cut(errors: list[str] | None, start: int, stop: int | None) -> list[str] | 
 def _text_table(rows: list[list[str]], names: list[str]) -> Any:
     import pyarrow as pa
 
-    columns = [pa.array([row[i] for row in rows], type=pa.string()) for i in range(len(names))]
-    return pa.Table.from_arrays(columns, schema=pa.schema([pa.field(n, pa.string()) for n in names]))
+    columns = [pa.array([row[i] for row in rows], type=_cells()) for i in range(len(names))]
+    return pa.Table.from_arrays(columns, schema=pa.schema([pa.field(n, _cells()) for n in names]))
 
 
 def _csv_pieces(source: Path, names: list[str]) -> Iterator[tuple[Any, list[str] | None]]:
@@ -633,7 +706,7 @@ def _rows_that_fit(table: Any) -> int:
     """How many leading rows of ``table`` have cells of at most :data:`MAX_ROW_BYTES` in all."""
     import pyarrow.compute as pc
 
-    if table.nbytes <= MAX_ROW_BYTES:
+    if _text_bytes(table) <= MAX_ROW_BYTES - table.num_columns:  # then no row can be over: skip counting
         return table.num_rows
     sizes = None
     for column in table.columns:
@@ -655,7 +728,7 @@ def _arrow_tables(source: Path, names: list[str], offset: int | None) -> Iterato
         types = _header_types(source)
     else:
         read = pc.ReadOptions(encoding="utf-8", block_size=MAX_ROW_BYTES, column_names=names)
-        types = dict.fromkeys(names, pa.string())
+        types = dict.fromkeys(names, _cells())
     convert = pc.ConvertOptions(column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False)
     with source.open("rb") as handle:
         if offset is not None:
@@ -682,7 +755,7 @@ def _header_types(source: Path) -> dict[str, Any]:
     import pyarrow as pa
 
     header = next(csv.reader([_header_text(source)]), [])
-    return dict.fromkeys(header, pa.string())
+    return dict.fromkeys(header, _cells())
 
 
 def _careful_rows(source: Path, names: list[str], start: tuple[int, int] | None,
@@ -769,10 +842,22 @@ class _Writer:
         if self.suffix == ".parquet":
             import pyarrow.parquet as pq
 
-            return pq.ParquetWriter(self.path, schema)
+            return pq.ParquetWriter(self.path, schema, use_dictionary=_dictionary_columns(schema))
         import pyarrow.csv as pc
 
         return pc.CSVWriter(self.path, schema.remove_metadata())
+
+
+#: Outcome columns whose texts are nearly all distinct in a real batch: Parquet gets them plain. pyarrow
+#: would build a dictionary for each and drop it when it outgrows a page; the values read back are the same.
+_PLAIN_COLUMNS = frozenset({"avoided", "fired_rules"})
+
+
+def _dictionary_columns(schema: Any) -> bool | list[str]:
+    """pyarrow's ``use_dictionary`` for a result: every column but :data:`_PLAIN_COLUMNS` (all of a nested schema)."""
+    if any(f.type.num_fields > 0 for f in schema) or not _PLAIN_COLUMNS & set(schema.names):
+        return True  # a nested column's dictionary is keyed by its leaf paths: keep pyarrow's default
+    return [name for name in schema.names if name not in _PLAIN_COLUMNS]
 
 
 def _excel_safe(table: Any) -> Any:

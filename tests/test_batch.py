@@ -248,3 +248,102 @@ def test_parquet_written_with_a_pandas_index_is_read_without_it(tmp_path):
     out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
     assert summary.ok and list(out.columns) == ["methotrexate", *OUTCOME_COLUMNS]
     assert list(out["methotrexate"]) == ["intolerant", "effective"]
+
+
+# --- writing: Parquet encodings, the writer thread ------------------------------------------------
+
+
+def test_parquet_writes_the_all_distinct_texts_plain_and_reads_back_the_same(scenarios, rulebook, tmp_path):
+    source = tmp_path / "in.csv"
+    scenarios.to_csv(source, index=False)
+    target = tmp_path / "out.parquet"
+    run_file(source, target, rulebook=rulebook, chunk_size=200, progress=False)
+    out = pd.read_parquet(target)
+    whole = run_batch(scenarios, rulebook=rulebook)
+    pd.testing.assert_frame_equal(out, whole)  # values, column names, order and pandas dtypes
+    group = pq.ParquetFile(target).metadata.row_group(0)
+    dictionary = {group.column(i).path_in_schema: group.column(i).has_dictionary_page
+                  for i in range(group.num_columns)}
+    assert not dictionary["fired_rules"] and not dictionary["avoided"]
+    assert dictionary["preferred"] and dictionary["scenario_id"] and dictionary["methotrexate"]
+
+
+def test_written_rows_keep_their_order_across_the_writer_thread(tmp_path):
+    frames = [pd.DataFrame({"a": [f"{k}-{i}" for i in range(k + 1)]}) for k in range(40)]
+    target = tmp_path / "out.csv"
+    assert write_chunks(iter(frames), target) == sum(len(f) for f in frames)
+    assert pd.read_csv(target, dtype=str)["a"].tolist() == pd.concat(frames)["a"].tolist()
+
+
+def test_a_failed_write_stops_making_chunks_and_is_raised(tmp_path, monkeypatch):
+    import lupus_rules.batch as batch
+
+    made = []
+
+    def chunks():
+        for k in range(100):
+            made.append(k)
+            yield pd.DataFrame({"a": [str(k)]})
+
+    def failing(self, frame):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch._Writer, "write", failing)
+    target = tmp_path / "out.csv"
+    with pytest.raises(BatchInputError, match="No space left"):
+        write_chunks(chunks(), target)
+    assert len(made) < 5  # the writer's failure stopped the run within a chunk or two
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_making_chunks_stops_the_writer_thread(tmp_path):
+    import threading
+
+    def chunks():
+        yield pd.DataFrame({"a": ["1"]})
+        yield pd.DataFrame({"a": ["2"]})
+        raise KeyboardInterrupt
+
+    target = tmp_path / "out.csv"
+    with pytest.raises(KeyboardInterrupt):
+        write_chunks(chunks(), target)
+    assert list(tmp_path.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name == "lupus-rules-writer"]
+
+
+def test_a_failed_run_leaves_no_writer_thread(scenarios, rulebook, tmp_path, monkeypatch):
+    import threading
+
+    import lupus_rules.batch as batch
+
+    source = tmp_path / "in.csv"
+    scenarios.to_csv(source, index=False)
+    real, calls = batch._Writer.write, []
+
+    def failing(self, frame):
+        calls.append(len(frame))
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        real(self, frame)
+
+    monkeypatch.setattr(batch._Writer, "write", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_file(source, tmp_path / "out.csv", engine="vectorized", rulebook=rulebook, chunk_size=50,
+                 progress=False)  # vectorized: a small CSV would take the pure-Python path, no writer thread
+    assert calls == [50, 50]
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("lupus-rules-")]
+
+
+def test_the_quick_row_size_bound_is_never_below_the_cells_bytes():
+    import pyarrow as pa
+
+    from lupus_rules.batch import _text_bytes
+
+    cells = pa.array(["", "é", "x" * 300, "a,b"] * 50, type=pa.large_string())
+    table = pa.table({"a": cells, "b": pa.concat_arrays([cells.slice(1), pa.array([""], pa.large_string())])})
+    for part in (table, table.slice(7, 31), table.slice(0, 0)):
+        exact = sum(len(v.encode()) for column in part.columns for v in column.to_pylist())
+        assert _text_bytes(part) >= exact
+        assert _text_bytes(part) == exact  # large strings without nulls: the bound is exact
+    narrow = table.cast(pa.schema([pa.field("a", pa.string()), pa.field("b", pa.string())]))
+    assert _text_bytes(narrow) >= sum(len(v.encode()) for column in narrow.columns for v in column.to_pylist())
