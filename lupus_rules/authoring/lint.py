@@ -519,11 +519,28 @@ def _continuing(book: Rulebook, modifying: set[str]) -> dict[str, tuple[frozense
     """
     out: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
     for agent in (a for a in book.agents if a in modifying):
-        keep = frozenset(r.id for r in book.rules if agent in r.keep)
-        avoid = frozenset(r.id for r in book.rules if agent in r.avoid)
-        if keep:
-            out[agent] = (keep, avoid)
+        keepers = [r for r in book.rules if agent in r.keep]
+        # an avoider that never fires where a keeper does cannot undo "kept" (a status AVOID beside its KEEP)
+        avoid = frozenset(r.id for r in book.rules if agent in r.avoid
+                          and not all(_exclusive(r, keeper) for keeper in keepers))
+        if keepers:
+            out[agent] = (frozenset(r.id for r in keepers), avoid)
     return out
+
+
+def _exclusive(a: Rule, b: Rule) -> bool:
+    """True when rules ``a`` and ``b`` test one fact for disjoint sets of values (they never fire together)."""
+    def values(condition: Condition) -> frozenset | None:
+        if condition.kind != "fact" or condition.op not in ("==", "in"):
+            return None
+        return frozenset(condition.value if condition.op == "in" else (condition.value,))
+
+    for x in a.when:
+        for y in b.when:
+            vx, vy = values(x), values(y)
+            if vx is not None and vy is not None and x.fact == y.fact and not vx & vy:
+                return True
+    return False
 
 
 class _HistoryCheck(_Check):

@@ -25,6 +25,12 @@ sample. A third reduction keeps big questions exact:
   statuses the cutaneous rules test, so the cases sum to far fewer classes than
   the product. Cases are split again while that pays.
 
+* **Redundant derivers.** A rule that only derives, from bands no other rule
+  of the question tests, needs no varying when another such rule derives the
+  same facts from bands of its own: "joint step 1 done" follows from the
+  yes/no fact or from the glucocorticoid's status, and the yes/no fact alone
+  already gives both answers (:meth:`FactSpace.without_redundant`).
+
 Only when even the cases exceed a limit are classes sampled (seeded), and
 :class:`Plan` says so. Rule firing itself is computed by the vectorized engine
 (:func:`lupus_rules.engines.vectorized.fire_matrix`), chunk by chunk.
@@ -53,7 +59,7 @@ __all__ = ["FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_
 T = TypeVar("T")
 
 #: Above this many classes a plan samples instead of enumerating (and says so).
-DEFAULT_MAX_ROWS = 20_000_000
+DEFAULT_MAX_ROWS = 25_000_000
 #: Rows drawn at once (the seeded sample is drawn in blocks of this many rows).
 CHUNK_ROWS = 1_000_000
 #: Bytes one evaluated chunk may take (the fired matrix costs about 3 bytes per rule and row).
@@ -236,7 +242,8 @@ class FactSpace:
         A rule R (not a root) that only derives, and whose bands no other live
         rule and no extra condition tests, is redundant when another live rule
         W derives exactly the same facts from bands only W tests, with fact
-        conditions alone that some value of each band meets. Wherever R fires,
+        conditions some value of each band meets and no derived-fact condition
+        that R lacks. Wherever R fires,
         the patient with R's bands at their defaults and W's bands set to meet W
         derives the same facts and shows every other rule the same values, so
         the question's answer is the same: R's bands need not vary (R is still
@@ -274,10 +281,12 @@ class FactSpace:
         other = self._rules[other_id]
         if not _only_derives(other) or set(other.derive) != set(rule.derive):
             return False
-        if any(c.kind != "fact" for c in other.when) or not self._private(other_id, among, extra):
+        if not {c for c in other.when if c.kind != "fact"} <= {c for c in rule.when if c.kind != "fact"}:
+            return False  # where the rule fires, the twin's derived-fact conditions must hold too
+        if not self._private(other_id, among, extra):
             return False
         by_band: dict[str, list[Condition]] = {}
-        for condition in other.when:
+        for condition in (c for c in other.when if c.kind == "fact"):
             by_band.setdefault(self._group_of[condition.fact], []).append(condition)
         for key, atoms in by_band.items():
             holds = self._signature(key, atoms).all(axis=1)
