@@ -181,3 +181,18 @@ def test_unusable_options_are_refused_by_name(shipped, option, value):
     with pytest.raises(OptionError, match=f"{option}: got {value!r}; allowed: a whole number") as info:
         lint(shipped, **{option: value})
     assert isinstance(info.value, LupusRulesError) and isinstance(info.value, ValueError)
+
+
+def test_the_gap_check_leaves_out_avoiders_that_never_fire_beside_a_keeper():
+    """A status AVOID (failed) never fires with its KEEP (taken now): it cannot undo "kept", so it does not vary.
+
+    A safety rule that can stop an agent taken now (dapsone with G6PD deficiency) stays.
+    """
+    from lupus_rules.authoring.lint import _continuing, disease_modifying_agents
+
+    book = default_rulebook()
+    keepers, avoiders = _continuing(book, set(disease_modifying_agents(book)))["dapsone"]
+    assert "R-ST-DAP-KEEP" in keepers
+    assert "R-ST-DAP-AVOID" not in avoiders and "R-SAFE-03" in avoiders
+    _, rtx_avoiders = _continuing(book, set(disease_modifying_agents(book)))["rituximab"]
+    assert "R-SW-RTX" in rtx_avoiders  # a met switch criterion stops rituximab taken now
