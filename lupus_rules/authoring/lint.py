@@ -14,6 +14,10 @@ patient of, each of:
 * ``history`` (error): an agent offered as a new start although the patient's
   status for it (a status fact named like the agent) says it is taken now,
   worked, failed or is contraindicated: no rule keeps or avoids it there.
+* ``conflict`` (error): advice that must never come together (``conflicts`` in
+  ``rulebook.yaml``): an agent offered as a new start while a flag that says to
+  stop it is raised, e.g. "start a glucocorticoid" beside "withdraw the
+  glucocorticoid".
 * ``never_fires`` (error): a rule no patient of the space fires.
 * ``gap`` (warning): patients who get no *disease-modifying* recommendation
   and continue none, i.e. no recommended or continued agent other than a
@@ -44,7 +48,7 @@ from ..evaluate import default_rulebook
 from ..facts import validate_frame
 from ..vocabulary import Vocabulary
 from ..result import DISCLAIMER
-from ..rulebook import Condition, Rule, Rulebook
+from ..rulebook import Condition, Conflict, Rule, Rulebook
 from .regions import cover, describe_classes, simplest_cell
 from ..engines.vectorized import condition_mask
 from .space import DEFAULT_MAX_ROWS, Chunk, FactSpace, Plan, schedule
@@ -352,6 +356,7 @@ def _checks(book: Rulebook, space: FactSpace, max_regions: int) -> list[_Check]:
     checks: list[_Check] = [_OutcomeCheck(book, space, max_regions)]
     checks += [_HistoryCheck(book, agent) for agent in book.agents
                if agent in book.facts and book.facts[agent].kind == "status"]
+    checks += [_ConflictCheck(book, conflict) for conflict in book.conflicts]
     checks += [_FiresCheck(rule) for rule in book.rules]
     drawers = _Drawers(book)
     checks += [c for c in (_ShadowCheck.build(drawers, rule) for rule in book.rules) if c is not None]
@@ -541,6 +546,41 @@ def _exclusive(a: Rule, b: Rule) -> bool:
             if vx is not None and vy is not None and x.fact == y.fact and not vx & vy:
                 return True
     return False
+
+
+class _ConflictCheck(_Check):
+    """An agent offered as a new start where a flag that contradicts it is raised."""
+
+    def __init__(self, book: Rulebook, conflict: Conflict):
+        self.conflict = conflict
+        self.name = f"conflict: {conflict.start} / {conflict.flag}"
+        self.recommenders = [r.id for r in book.rules if any(s.agent == conflict.start for s in r.recommend)]
+        self.excluders = [r.id for r in book.rules if conflict.start in r.keep + r.avoid]
+        self.flaggers = [r.id for r in book.rules if conflict.flag in r.flag]
+        self.rule_ids = frozenset(self.recommenders + self.excluders + self.flaggers)
+        self.tally = _Tally()
+
+    def update(self, chunk: Chunk) -> None:
+        if not self.recommenders or not self.flaggers:
+            return
+        started = np.zeros(len(chunk), dtype=bool)
+        for rule_id in self.recommenders:
+            started |= chunk.fires(rule_id)
+        for rule_id in self.excluders:
+            started &= ~chunk.fires(rule_id)
+        flagged = np.zeros(len(chunk), dtype=bool)
+        for rule_id in self.flaggers:
+            flagged |= chunk.fires(rule_id)
+        both = started & flagged
+        if both.any():
+            for recommender in self.recommenders:
+                self.tally.add((recommender,), both & chunk.fires(recommender), chunk)
+
+    def findings(self, explainer: _Explainer) -> list[dict]:
+        c = self.conflict
+        return [_finding("conflict", "error", key, count,
+                         f"{c.start} is offered as a new start by {key[0]} while {c.flag} is raised "
+                         f"({count:,} classes): {c.why}", patient) for key, count, patient in self.tally.items()]
 
 
 class _HistoryCheck(_Check):
