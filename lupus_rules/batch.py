@@ -18,25 +18,33 @@ from __future__ import annotations
 import io
 import math
 import multiprocessing
-import re
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .engines import ENGINES
+from .csvtext import MAX_ROW_BYTES, _csv_records, _parse_record
+from .csvtext import header_text as _header_text
 from .errors import BatchInputError, EngineError, PatientValidationError
-from .facts import FACTS, validate_frame
-from .vocabulary import Vocabulary
+from .facts import validate_frame
 from .output import SUFFIXES, atomic_output, check_output_path
-from .result import DISCLAIMER
-from .rulebook import Rulebook, load_rulebook, rulebook_from_documents
+from .rows import (
+    OUTCOME_COLUMNS,
+    PASSTHROUGH_COLUMNS,
+    PASSTHROUGH_PREFIX,
+    FILE_ENGINES,
+    BatchSummary,
+    _check_options,
+    _check_paths,
+    _rulebook,
+    check_columns,
+    failure_reasons,
+)
+from .plainrun import run_plain_file, takes_plain_path
+from .rulebook import Rulebook, rulebook_from_documents
 
 __all__ = [
     "OUTCOME_COLUMNS",
@@ -54,15 +62,6 @@ __all__ = [
     "write_chunks",
 ]
 
-#: Columns every result row gets, after the input columns.
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "preferred", "recommendations", "continue", "avoided", "cautions", "flags", "fired_rules", "error",
-    "rulebook_version", "engine",
-)
-#: Non-fact input columns passed through unchanged.
-PASSTHROUGH_COLUMNS: tuple[str, ...] = ("scenario_id", "description", "patient_id", "provenance")
-#: Input columns starting with this (expected outcomes of a scenario suite) are passed through too.
-PASSTHROUGH_PREFIX = "expect_"
 #: Below this many rows (in a run's first chunk) the durable engine runs in this process:
 #: starting worker processes costs about a second.
 POOL_MIN_ROWS = 500
@@ -70,125 +69,7 @@ POOL_MIN_ROWS = 500
 _OUTCOMES = OUTCOME_COLUMNS[:OUTCOME_COLUMNS.index("error")]  # what an engine decides
 
 
-@lru_cache(maxsize=8)
-def _reason_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
-    """Matches a field name at the start of one message of an ``error`` cell."""
-    return re.compile(r"(?:^|; )(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r"): got ")
-
-
-# --- columns ----------------------------------------------------------------------------------
-
-
-def check_columns(columns: Iterable[object], vocabulary: Vocabulary | None = None) -> list[str]:
-    """The fact columns among ``columns``; raise :class:`BatchInputError` naming every unknown one.
-
-    Allowed: the facts of ``vocabulary`` (a rulebook's; None = the shipped
-    :data:`~lupus_rules.facts.FACTS`), ``scenario_id``, ``description`` and any
-    column starting with ``expect_``.
-    """
-    known = FACTS if vocabulary is None else vocabulary.facts
-    facts: list[str] = []
-    unknown: list[str] = []
-    for column in columns:
-        name = str(column)
-        if name in known:
-            facts.append(name)
-        elif name not in PASSTHROUGH_COLUMNS and not name.startswith(PASSTHROUGH_PREFIX):
-            unknown.append(name)
-    if unknown:
-        raise BatchInputError(
-            f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"allowed: the facts {', '.join(known)}; or {', '.join(PASSTHROUGH_COLUMNS)}, "
-            f"{PASSTHROUGH_PREFIX}*")
-    return facts
-
-
-def failure_reasons(error: str, vocabulary: Vocabulary | None = None) -> list[str]:
-    """The fields an ``error`` cell names (each bad field once, in order); ``['other']`` if none.
-
-    Fields are the facts of ``vocabulary`` (a rulebook's; None = the shipped ones).
-    """
-    found = list(dict.fromkeys(_reason_pattern(tuple(FACTS if vocabulary is None else vocabulary.facts))
-                               .findall(error)))
-    return found or ["other"]
-
-
-# --- summary ----------------------------------------------------------------------------------
-
-
-@dataclass
-class BatchSummary:
-    """What a batch run did: rows, failed rows by reason (the field named), time, rules and engine.
-
-    A row whose error names two fields counts once in ``failed`` and once under
-    each field in ``failures``.
-    """
-
-    rulebook_version: str
-    engine: str
-    rows: int = 0
-    failed: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    output: str = ""
-    vocabulary: Vocabulary | None = field(default=None, repr=False, compare=False)  # whose facts errors name
-
-    @property
-    def rows_per_second(self) -> float:
-        """Throughput of the run (0 when nothing was timed)."""
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def ok(self) -> bool:
-        """Whether every row was evaluated without error."""
-        return self.failed == 0
-
-    def add(self, result: pd.DataFrame) -> None:
-        """Count one evaluated chunk (a :func:`run_batch` result)."""
-        errors = result["error"].to_numpy(dtype=object)
-        bad = errors[errors != ""]
-        self.rows += len(result)
-        self.failed += len(bad)
-        counts = Counter(reason for error in bad for reason in failure_reasons(str(error), self.vocabulary))
-        for reason, n in counts.items():
-            self.failures[reason] = self.failures.get(reason, 0) + n
-
-    def format(self) -> str:
-        """The summary as the CLI prints it, disclaimer first."""
-        lines = [DISCLAIMER,
-                 f"rows: {self.rows:,}  evaluated: {self.rows - self.failed:,}  failed: {self.failed:,}"]
-        if self.failures:
-            lines.append("failed rows by field: " + ", ".join(
-                f"{reason} {n:,}" for reason, n in sorted(self.failures.items(), key=lambda kv: (-kv[1], kv[0]))))
-        lines.append(f"time: {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)")
-        lines.append(f"engine: {self.engine}  rulebook_version: {self.rulebook_version}")
-        if self.output:
-            lines.append(f"output: {self.output}")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.format()
-
-
 # --- evaluating one chunk ---------------------------------------------------------------------
-
-
-def _rulebook(rulebook: Rulebook | str | Path | None) -> Rulebook:
-    if isinstance(rulebook, Rulebook):
-        return rulebook
-    if rulebook is None:
-        from .evaluate import default_rulebook
-
-        return default_rulebook()
-    return load_rulebook(rulebook)
-
-
-def _check_options(engine: str, chunk_size: int, processes: int) -> None:
-    if engine not in ENGINES:
-        raise BatchInputError(f"engine: got {engine!r}; allowed: {', '.join(ENGINES)}")
-    for name, value in (("chunk_size", chunk_size), ("processes", processes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BatchInputError(f"{name}: got {value!r}; allowed: a whole number >= 1")
 
 
 def _text(values: Sequence[str] | pd.Series, index: pd.Index) -> pd.Series:
@@ -226,14 +107,15 @@ def _records(chunk: pd.DataFrame, facts: list[str]) -> list[dict[str, object]]:
     return frame.to_dict("records")
 
 
-def _durable_rows(records: list[dict[str, object]], rulebook: Rulebook) -> list[tuple[str, ...]]:
-    """(preferred, recommendations, flags, fired_rules, error) per record, with the durable engine."""
+def _patient_rows(records: list[dict[str, object]], rulebook: Rulebook,
+                  engine: str = "durable") -> list[tuple[str, ...]]:
+    """The outcome cells then the error per record, one patient at a time (durable or python engine)."""
     from .evaluate import evaluate
 
     out: list[tuple[str, ...]] = []
     for record in records:
         try:
-            row = evaluate(record, rulebook).to_row()
+            row = evaluate(record, rulebook, engine).to_row()
         except PatientValidationError as exc:
             out.append(("",) * len(_OUTCOMES) + (str(exc),))
         else:
@@ -282,21 +164,24 @@ class _Evaluator:
         if self.engine == "vectorized":
             outcomes = _vectorized_outcomes(work, facts, self.rulebook)
         else:
-            outcomes = self._durable_outcomes(work, facts)
+            outcomes = self._one_by_one_outcomes(work, facts)
         if unread is not None and unread.any():
             outcomes.loc[unread, list(_OUTCOMES)] = ""
             outcomes.loc[unread, "error"] = np.asarray(read_errors, dtype=object)[unread]
         return pd.concat([chunk, outcomes], axis=1)
 
-    def _durable_outcomes(self, chunk: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
+    def _one_by_one_outcomes(self, chunk: pd.DataFrame, facts: list[str]) -> pd.DataFrame:
+        """Outcomes one patient at a time: durable (in worker processes for many rows) or python (here)."""
         records = _records(chunk, facts)
-        if self.processes == 1 or (self._pool is None and len(records) < POOL_MIN_ROWS):
-            rows = _durable_rows(records, self.rulebook)
+        if self.engine == "python":
+            rows = _patient_rows(records, self.rulebook, "python")
+        elif self.processes == 1 or (self._pool is None and len(records) < POOL_MIN_ROWS):
+            rows = _patient_rows(records, self.rulebook)
         else:
             rows = [row for part in self._pool_map(records) for row in part]
         columns = list(zip(*rows)) if rows else [()] * (len(_OUTCOMES) + 1)
         outcomes = dict(zip(_OUTCOMES, columns[:len(_OUTCOMES)]))
-        return _outcome_frame(chunk.index, outcomes, columns[len(_OUTCOMES)], self.rulebook, "durable")
+        return _outcome_frame(chunk.index, outcomes, columns[len(_OUTCOMES)], self.rulebook, self.engine)
 
     def _pool_map(self, records: list[dict[str, object]]) -> list[list[tuple[str, ...]]]:
         if self._pool is None:
@@ -350,7 +235,7 @@ def _worker_rows(records: list[dict[str, object]]) -> list[tuple[str, ...]]:
         raise _WORKER_FAILURE
     if _WORKER_RULEBOOK is None:
         raise EngineError("durable worker process started without its rulebook")
-    return _durable_rows(records, _WORKER_RULEBOOK)
+    return _patient_rows(records, _WORKER_RULEBOOK)
 
 
 # --- in memory --------------------------------------------------------------------------------
@@ -366,9 +251,10 @@ def run_batch(data: Any, engine: str = "vectorized", rulebook: Rulebook | str | 
     is fine, else every bad field with its value and what is allowed; the
     outcome columns are then empty), ``rulebook_version`` and ``engine``.
 
-    ``engine``: ``"vectorized"`` (column masks, fast) or ``"durable"``
+    ``engine``: ``"vectorized"`` (column masks, fast), ``"durable"``
     (durable-rules, one patient at a time, in ``processes`` worker processes;
-    ``processes=1`` evaluates in this process). ``rulebook``: a
+    ``processes=1`` evaluates in this process) or ``"python"`` (the rules
+    read directly, one patient at a time, in this process). ``rulebook``: a
     :class:`~lupus_rules.rulebook.Rulebook`, a path to rule files, or
     ``None`` for the shipped one. Rows are evaluated ``chunk_size`` at a time,
     with a tqdm progress bar when ``progress``.
@@ -447,7 +333,7 @@ def _evaluate_partition(partition: pd.DataFrame, engine: str, payload: tuple, ch
 # --- files ------------------------------------------------------------------------------------
 
 
-def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vectorized",
+def run_file(input_path: str | Path, output_path: str | Path, engine: str = "auto",
              rulebook: Rulebook | str | Path | None = None, chunk_size: int = 100_000,
              progress: bool = True, processes: int = 2, *, excel_safe: bool = False,
              scheduler: str | None = None) -> BatchSummary:
@@ -477,6 +363,16 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
     but counts returns to this process, and a
     :class:`~lupus_rules.cluster.ClusterSummary` is returned (``processes`` is
     not used; ``excel_safe`` is refused: the output is Parquet).
+
+    ``engine``: ``"auto"`` (default): a CSV input of at most
+    :data:`~lupus_rules.plainrun.SMALL_CSV_BYTES` (256 KiB) to a CSV output
+    runs in pure Python with the python engine (no numpy, pandas or pyarrow:
+    :mod:`lupus_rules.plainrun`, no progress bar), anything else with the
+    vectorized engine; the output's ``engine`` column and the summary name the
+    engine that ran, and the two paths write the same bytes but for that
+    column. ``"python"``: CSV to CSV always takes the pure-Python path (other
+    formats: the python engine chunk by chunk). ``"vectorized"``,
+    ``"durable"``: that engine, as described above.
     """
     if scheduler is not None:
         if excel_safe:
@@ -484,12 +380,15 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "vec
                                   "folder of Parquet parts")
         from .cluster import run_on_cluster
 
-        return run_on_cluster(input_path, output_path, scheduler, engine, rulebook, chunk_size=chunk_size,
-                              progress=progress)
+        return run_on_cluster(input_path, output_path, scheduler, "vectorized" if engine == "auto" else engine,
+                              rulebook, chunk_size=chunk_size, progress=progress)
     source, target = Path(input_path), Path(output_path)
-    _check_options(engine, chunk_size, processes)
+    _check_options(engine, chunk_size, processes, FILE_ENGINES)
     _check_paths(source, target)
     book = _rulebook(rulebook)
+    if takes_plain_path(engine, source, target):
+        return run_plain_file(source, target, book, excel_safe=excel_safe)
+    engine = "vectorized" if engine == "auto" else engine
     check_columns(_read_columns(source), book.vocabulary)
     _check_flat(source, target)
     summary = BatchSummary(book.version, engine, output=str(target), vocabulary=book.vocabulary)
@@ -553,15 +452,6 @@ def write_chunks(chunks: Iterable[pd.DataFrame], path: str | Path, *, total: int
     return rows
 
 
-def _check_paths(source: Path, target: Path) -> None:
-    if not source.is_file():
-        raise BatchInputError(f"input file not found: {source}")
-    if source.suffix.lower() not in SUFFIXES:
-        raise BatchInputError(f"input {source}: suffix {source.suffix or '(none)'!r} not supported; "
-                              f"allowed: {', '.join(SUFFIXES)}")
-    check_output_path(target, suffixes=SUFFIXES, inputs=(source,))
-
-
 def _check_flat(source: Path, target: Path) -> None:
     """Refuse a CSV output of a Parquet input with nested (list, struct, map) columns: CSV cannot hold them."""
     if source.suffix.lower() != ".parquet" or target.suffix.lower() != ".csv":
@@ -598,21 +488,6 @@ def _read_columns(source: Path) -> list[str]:
     except pd.errors.ParserError as exc:
         raise BatchInputError(f"input {source} has an unreadable header row: {exc}") from None
 
-
-def _header_text(source: Path) -> str:
-    """The CSV's first record (its header row) as text; only that record is read and decoded."""
-    with source.open("rb") as handle:
-        record = next(_csv_records(handle, 0, 1), None)
-    if record is None:
-        return ""
-    if record.data is None:
-        raise BatchInputError(f"input {source}: header row too large ({record.size:,} bytes; "
-                              f"allowed: at most {MAX_ROW_BYTES:,})")
-    try:
-        return record.data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BatchInputError(f"input {source}: header row is not UTF-8 (byte 0x{record.data[exc.start]:02x} "
-                              f"at byte {exc.start + 1}); allowed: UTF-8 text") from None
 
 
 _Chunk = tuple[pd.DataFrame, "list[str] | None"]
@@ -671,10 +546,7 @@ def _count_rows(source: Path) -> int | None:
 # its line number, and hands back to pyarrow after a run of good rows.
 
 #: A CSV row longer than this (bytes) fails with an error instead of being read; pyarrow's block size.
-MAX_ROW_BYTES = 1 << 20
-#: After this many good rows in a row the careful reader hands back to pyarrow.
 _CAREFUL_WINDOW = 2_000
-_BLOCK = 1 << 20
 
 
 def _read_csv(source: Path, chunk_size: int, columns: list[str]) -> Iterator[_Chunk]:
@@ -849,134 +721,6 @@ def _careful_rows(source: Path, names: list[str], start: tuple[int, int] | None,
     if rows:
         yield _text_table(rows, names), errors
     return None
-
-
-@dataclass
-class _Record:
-    """One CSV record: its first line, its bytes (``None`` when over :data:`MAX_ROW_BYTES`), where it ends.
-
-    ``open_quote``: the file ended inside a quoted value begun in this record.
-    """
-
-    line: int
-    data: bytes | None
-    size: int
-    end: int
-    next_line: int
-    open_quote: bool = False
-
-
-# Lexer states, as pyarrow's: at a cell's start, in an unquoted cell, in a quoted one, just after a quote in one.
-_START, _UNQUOTED, _QUOTED, _QUOTE_SEEN = range(4)
-_EOL = re.compile(rb"\r\n|\r|\n")
-
-
-def _lex(state: int, data: bytes) -> int:
-    """The lexer state after ``data`` (no line ends in it) from ``state``."""
-    i, n = 0, len(data)
-    while i < n:
-        if state == _START:
-            if data[i] == 0x22:
-                state, i = _QUOTED, i + 1
-            else:
-                state = _UNQUOTED
-        elif state == _UNQUOTED:  # a quote matters only at a cell's start: after a comma
-            j = data.find(b',"', i)
-            if j < 0:
-                return _START if data[-1] == 0x2C else _UNQUOTED
-            state, i = _QUOTED, j + 2
-        elif state == _QUOTED:
-            j = data.find(b'"', i)
-            if j < 0:
-                return _QUOTED
-            state, i = _QUOTE_SEEN, j + 1
-        elif data[i] == 0x22:  # _QUOTE_SEEN: a doubled quote stays in the value
-            state, i = _QUOTED, i + 1
-        elif data[i] == 0x2C:
-            state, i = _START, i + 1
-        else:
-            state = _UNQUOTED
-    return state
-
-
-def _csv_records(handle: Any, offset: int, line: int) -> Iterator[_Record]:
-    """Records from the handle's position (byte ``offset``, line ``line``), blank lines skipped.
-
-    Memory holds about two blocks and one record; a record over
-    :data:`MAX_ROW_BYTES` is measured, not kept.
-    """
-    parts: list[bytes] = []
-    size, first, state = 0, line, _START
-    carry, base = b"", offset  # base: the file offset of buffer[0]
-    while True:
-        block = handle.read(_BLOCK)
-        buffer = carry + block
-        limit = len(buffer) - 1 if block and buffer.endswith(b"\r") else len(buffer)  # a CR may start a CRLF
-        pos = 0
-        for match in _EOL.finditer(buffer, 0, limit):
-            state = _lexed(state, buffer[pos:match.start()])
-            size += match.end() - pos
-            if size <= MAX_ROW_BYTES:
-                parts.append(buffer[pos:match.end()])
-            pos, line = match.end(), line + 1
-            if state != _QUOTED:
-                if (record := _finished(parts, size, first, base + pos, line)) is not None:
-                    yield record
-                parts, size, first, state = [], 0, line, _START
-        keep = buffer[pos:limit] if not block or len(buffer) - pos > _BLOCK else b""
-        if keep:  # the file's last line without its line end, or a very long line: lex it piece by piece
-            state = _lexed(state, keep)
-            size += len(keep)
-            parts = parts + [keep] if size <= MAX_ROW_BYTES else []
-        if not block:
-            if size and (record := _finished(parts, size, first, base + len(buffer), line + 1)) is not None:
-                record.open_quote = state == _QUOTED
-                yield record
-            return
-        carry = buffer[pos + len(keep):]
-        base += len(buffer) - len(carry)
-
-
-def _lexed(state: int, piece: bytes) -> int:
-    if state == _START and b'"' not in piece:
-        return _START  # no quote, no quoted value: the common case, without lexing
-    return _lex(state, piece)
-
-
-def _finished(parts: list[bytes], size: int, first: int, end: int, next_line: int) -> _Record | None:
-    """The record, or None for a blank line (pyarrow skips those too)."""
-    if size > MAX_ROW_BYTES:
-        return _Record(first, None, size, end, next_line)
-    data = b"".join(parts)
-    return _Record(first, data, size, end, next_line) if data.rstrip(b"\r\n") else None
-
-
-def _parse_record(record: _Record, width: int) -> tuple[list[str], str]:
-    """(cells, error) of one record; a bad record gets ``width`` cells (padded, cut or empty) and its error."""
-    import csv
-
-    where = f"line {record.line}"
-    if record.open_quote:
-        return [""] * width, (f"{where}: a quoted value is not closed before the end of the file, so every "
-                              "later line is part of this row; allowed: a closing \" (write \"\" for a quote "
-                              "inside a value)")
-    if record.data is None:
-        return [""] * width, (f"{where}: row too large: {record.size:,} bytes; "
-                              f"allowed: at most {MAX_ROW_BYTES:,} bytes per row")
-    error = ""
-    try:
-        text = record.data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        text = record.data.decode("utf-8", "replace")
-        error = (f"{where}: not UTF-8: byte 0x{record.data[exc.start]:02x} at byte {exc.start + 1} of the row; "
-                 "allowed: UTF-8 text")
-    try:
-        cells = next(csv.reader([text]), [])
-    except csv.Error as exc:
-        return [""] * width, f"{where}: unreadable row: {exc}"
-    if len(cells) != width and not error:
-        error = f"{where}: ragged row: {len(cells)} cells; allowed: {width}, one per header column"
-    return (cells + [""] * width)[:width], error
 
 
 # --- writing ------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Evaluate one patient: the entry point notebooks, tests and the CLI share.
 
-Validates the facts, lets the durable-rules engine fire the rules, and builds
-the :class:`~lupus_rules.result.Result` with its trace.
+Validates the facts, lets the durable-rules engine (or the pure-Python one)
+fire the rules, and builds the :class:`~lupus_rules.result.Result` with its trace.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .facts import Patient, validate_patient
 from .result import FiredRule, Result, matched_facts, summarize
 from .rulebook import DEFAULT_RULES_DIR, Rulebook, load_rulebook
 
-__all__ = ["evaluate", "default_rulebook", "result_from_fired"]
+__all__ = ["evaluate", "default_rulebook", "result_from_fired", "PATIENT_ENGINES"]
 
 _DEFAULT: tuple[tuple, Rulebook] | None = None
 
@@ -28,8 +28,13 @@ def default_rulebook() -> Rulebook:
     return _DEFAULT[1]
 
 
-def evaluate(patient: Mapping[str, object] | Patient, rulebook: Rulebook | str | Path | None = None) -> Result:
-    """Evaluate one patient with forward chaining on durable-rules.
+#: Engines :func:`evaluate` runs (one patient at a time).
+PATIENT_ENGINES = ("durable", "python")
+
+
+def evaluate(patient: Mapping[str, object] | Patient, rulebook: Rulebook | str | Path | None = None,
+             engine: str = "durable") -> Result:
+    """Evaluate one patient with forward chaining on durable-rules (or ``engine="python"``).
 
     ``patient`` is a mapping of facts (Python values or CSV strings) or a
     validated :class:`~lupus_rules.facts.Patient`, checked against the
@@ -39,13 +44,23 @@ def evaluate(patient: Mapping[str, object] | Patient, rulebook: Rulebook | str |
     files (``RulebookError`` if unusable), or ``None`` for the shipped one;
     anything else raises :class:`~lupus_rules.errors.OptionError`. Nothing
     is left in the engine afterwards, so evaluations never influence each other.
+    ``engine``: ``"durable"`` (default) or ``"python"`` (the rules read
+    directly in firing order, :mod:`lupus_rules.engines.python`; no
+    durable-rules import); both give the same result.
     """
-    from .engines import durable  # imported here so that importing lupus_rules stays light
-
+    if engine not in PATIENT_ENGINES:
+        raise OptionError(f"engine: got {engine!r}; allowed: {', '.join(PATIENT_ENGINES)}")
     book = _rulebook(rulebook)
     checked = validate_patient(patient, book.vocabulary)
-    fired = durable.shared().fire(checked, book)
-    return result_from_fired(book, checked, fired, engine="durable")
+    if engine == "python":
+        from .engines import python
+
+        fired = python.fire(checked, book)
+    else:
+        from .engines import durable  # imported here so that importing lupus_rules stays light
+
+        fired = durable.shared().fire(checked, book)
+    return result_from_fired(book, checked, fired, engine=engine)
 
 
 def _rulebook(rulebook: Rulebook | str | Path | None) -> Rulebook:

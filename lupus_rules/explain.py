@@ -25,6 +25,7 @@ from functools import lru_cache
 
 import pandas as pd
 
+from .engines.python import condition_holds, fire as _fire
 from .evaluate import default_rulebook, evaluate
 from .facts import FactSpec, Patient, validate_patient
 from .result import Result
@@ -109,47 +110,6 @@ class WhyNot:
 
 # ---------------------------------------------------------------------------------------
 # Conditions
-
-
-def condition_holds(condition: Condition, patient: Mapping[str, object], derived: Iterable[str]) -> bool:
-    """Whether one condition holds for these facts and derived facts (a comparison on an unknown number is false)."""
-    if condition.kind == "derived":
-        return condition.fact in derived
-    if condition.kind == "not_derived":
-        return condition.fact not in derived
-    value = patient[condition.fact]
-    op, target = condition.op, condition.value
-    if op == "known":
-        return value is not None
-    if op == "unknown":
-        return value is None
-    if op == "has":
-        return target in value  # type: ignore[operator]
-    if op == "lacks":
-        return target not in value  # type: ignore[operator]
-    if op == "==":
-        return value == target
-    if op == "!=":
-        return value != target
-    if op == "in":
-        return value in target
-    if op == "not_in":
-        return value not in target
-    if value is None:
-        return False
-    return _compare(float(value), op, float(target))  # type: ignore[arg-type]
-
-
-def _compare(value: float, op: str, target: float) -> bool:
-    if op == "<":
-        return value < target
-    if op == "<=":
-        return value <= target
-    if op == ">":
-        return value > target
-    if op == ">=":
-        return value >= target
-    raise ValueError(f"unknown operator {op!r}; allowed: <, <=, >, >=")
 
 
 def describe_failure(condition: Condition, patient: Mapping[str, object],
@@ -365,7 +325,7 @@ class _FixSearch:
     def _screen(self, fact: str, value: object) -> frozenset[str] | None:
         key = (fact, value)
         if key not in self._screened:
-            self._screened[key] = frozenset(_fire(self.book, self._changed(fact, value)))
+            self._screened[key] = frozenset(_fire(self._changed(fact, value), self.book))
         return self._screened[key]
 
     def _verify(self, fact: str, value: object) -> Result | None:
@@ -373,17 +333,6 @@ class _FixSearch:
         if key not in self._verified:
             self._verified[key] = evaluate(self._changed(fact, value), self.book)
         return self._verified[key]
-
-
-def _fire(book: Rulebook, patient: Patient) -> list[str]:
-    """Rules that fire, by a direct reading of the conditions in firing order (screening only)."""
-    derived: set[str] = set()
-    fired: list[str] = []
-    for rule in book.rules:
-        if all(condition_holds(c, patient, derived) for c in rule.when):
-            fired.append(rule.id)
-            derived.update(rule.derive)
-    return fired
 
 
 def _solve_measure(solve_current: bool, other: float | None, target: float, sign: float) -> list[float]:

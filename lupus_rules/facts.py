@@ -8,8 +8,14 @@ encoding, the scenario generator's value bands and the notebook controls.
 facts takes an optional ``vocabulary`` (a rulebook's); ``None`` means the
 shipped one. Two
 *measures* (:data:`MEASURES`) are computed from pairs of facts (change from
-baseline) so that rules compare plain numbers; both engines use
-:func:`compute_measures` so they agree to the last bit.
+baseline) so that rules compare plain numbers; the engines use
+:func:`compute_measures` (arrays) or its one-patient twin (plain floats, tested
+to agree to the last bit).
+
+Reading one patient (:func:`validate_patient`, :func:`read_cell`) imports no
+numpy: a value can only be a numpy object once numpy is imported, so the
+checks for numpy types look numpy up in ``sys.modules``. The many-patients
+functions import numpy on first use.
 """
 from __future__ import annotations
 
@@ -21,8 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from numbers import Real
-
-import numpy as np
+from typing import Any
 
 from .errors import FieldError, PatientValidationError
 from .vocabulary import FactSpec, Vocabulary, shipped_vocabulary
@@ -63,9 +68,37 @@ DECIMALS = 6
 MEASURE_LIMIT = 1e9
 
 
-def quantize(values: np.ndarray | float) -> np.ndarray:
-    """Round numbers to :data:`DECIMALS` decimals (NaN stays NaN); the one rounding every path uses."""
+class _LazyNumpy:
+    """Stands for numpy until a many-patients function first uses it; then numpy itself takes its place."""
+
+    def __getattr__(self, name: str) -> object:
+        import numpy
+
+        globals()["np"] = numpy
+        return getattr(numpy, name)
+
+
+np: Any = _LazyNumpy()
+_SCALE = 10.0 ** DECIMALS
+
+
+def quantize(values: np.ndarray | float) -> np.ndarray | float:
+    """Round numbers to :data:`DECIMALS` decimals (NaN stays NaN); the one rounding every path uses.
+
+    A plain ``int``/``float`` gives a float, by numpy's own steps (times
+    10**DECIMALS, round half to even, divided back), so one patient needs no
+    numpy and gets the same bits as an array; anything else gives an array.
+    """
+    if type(values) in (float, int):
+        return _quantize_number(float(values))
     return np.round(np.asarray(values, dtype=float), DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _quantize_number(number: float) -> float:
+    scaled = number * _SCALE
+    if not math.isfinite(scaled):
+        return scaled / _SCALE + 0.0
+    return float(round(scaled)) / _SCALE + 0.0
 
 
 def _vocab(vocabulary: Vocabulary | None) -> Vocabulary:
@@ -88,6 +121,17 @@ def compute_measures(values: Mapping[str, np.ndarray], vocabulary: Vocabulary | 
     vocabulary = _vocab(vocabulary)
     return {name: _percent_change(values[baseline], values[current], vocabulary.measure_signs[name])
             for name, (current, baseline) in vocabulary.measure_inputs.items()}
+
+
+def _measure_value(baseline: float | None, current: float | None, sign: float) -> float | None:
+    """One patient's measure, as :func:`_percent_change` computes it for arrays (None = unknown)."""
+    if baseline is None or current is None or not baseline > 0:
+        return None
+    pct = sign * (current - baseline) / baseline * 100.0
+    if math.isnan(pct):
+        return None
+    number = _quantize_number(min(max(pct, -MEASURE_LIMIT), MEASURE_LIMIT))
+    return None if math.isnan(number) else number
 
 
 def _percent_change(baseline: np.ndarray, current: np.ndarray, sign: float = -1.0) -> np.ndarray:
@@ -199,11 +243,9 @@ def validate_patient(data: Mapping[str, object] | Patient, vocabulary: Vocabular
             errors.append(FieldError(name, _shown(raw), spec.allowed_text() + refused.note))
     if errors:
         raise PatientValidationError(errors)
-    arrays = {name: np.array([np.nan if values[name] is None else values[name]], dtype=float)
-              for pair in measure_inputs.values() for name in pair}
-    for name, array in compute_measures(arrays, vocabulary).items():
-        number = float(array[0])
-        values[name] = None if math.isnan(number) else number
+    for name, (current, baseline) in measure_inputs.items():
+        values[name] = _measure_value(values[baseline], values[current],  # type: ignore[arg-type]
+                                      vocabulary.measure_signs[name])
     return Patient(values, vocabulary)
 
 
@@ -268,12 +310,15 @@ def is_unknown(raw: object) -> bool:
         return True
     if isinstance(raw, str):
         return raw == "" or (raw.isspace() and _invisible(raw) is None)
-    if isinstance(raw, (float, np.floating)):
+    if isinstance(raw, float):
         return math.isnan(raw)
     if isinstance(raw, Decimal):
         return raw.is_nan()
-    if isinstance(raw, (np.datetime64, np.timedelta64)):
-        return bool(np.isnat(raw))
+    numpy = sys.modules.get("numpy")  # a numpy value exists only once numpy is imported
+    if numpy is not None and isinstance(raw, numpy.floating):
+        return math.isnan(raw)
+    if numpy is not None and isinstance(raw, (numpy.datetime64, numpy.timedelta64)):
+        return bool(numpy.isnat(raw))
     pandas = sys.modules.get("pandas")  # pd.NA and pd.NaT exist only once pandas is imported
     return pandas is not None and (raw is pandas.NA or raw is pandas.NaT)
 
@@ -312,8 +357,8 @@ def _shown(raw: object) -> object:
 
     Unboxing makes the message the same whichever path read the cell (a frame hands out Python scalars).
     """
-    if isinstance(raw, np.generic):
-        raw = raw.item()
+    if _is_numpy(raw, "generic"):
+        raw = raw.item()  # type: ignore[attr-defined]
     if isinstance(raw, int) and raw.bit_length() > _REPR_DIGITS * 3.32:
         return _Described(f"<an integer of about {int(raw.bit_length() / 3.3219)} digits>")
     return raw
@@ -344,7 +389,7 @@ def _read(spec: FactSpec, raw: object) -> object:
     if spec.kind == "set":
         return _read_members(spec, raw)
     if spec.kind == "bool":
-        if isinstance(raw, (bool, np.bool_)):
+        if isinstance(raw, bool) or _is_numpy(raw, "bool_"):
             return bool(raw)
         raise _Refused()
     if spec.kind == "status":
@@ -378,8 +423,8 @@ def _read_text(spec: FactSpec, raw: str) -> object:
 
 
 def _read_members(spec: FactSpec, raw: object) -> frozenset[str]:
-    if isinstance(raw, np.ndarray) and raw.ndim == 1:  # a Parquet/Arrow list cell, as pandas hands it out
-        raw = raw.tolist()
+    if _is_numpy(raw, "ndarray") and raw.ndim == 1:  # type: ignore[attr-defined]  # a Parquet/Arrow list cell
+        raw = raw.tolist()  # type: ignore[attr-defined]
     if not isinstance(raw, (set, frozenset, list, tuple)):
         raise _Refused()
     if any(not isinstance(item, str) or item not in spec.allowed for item in raw):
@@ -389,7 +434,8 @@ def _read_members(spec: FactSpec, raw: object) -> frozenset[str]:
 
 def _typed_number(raw: object) -> float:
     """A Python or numpy number as a float; bools, dates, durations, complex and the rest are refused."""
-    if isinstance(raw, (bool, np.bool_, np.datetime64, np.timedelta64)) or not isinstance(raw, (Real, Decimal)):
+    if (isinstance(raw, bool) or _is_numpy(raw, "bool_", "datetime64", "timedelta64")
+            or not isinstance(raw, (Real, Decimal))):
         raise _Refused()
     try:
         return float(raw)  # type: ignore[arg-type]
@@ -401,7 +447,13 @@ def _in_range(spec: FactSpec, number: float) -> float:
     assert spec.minimum is not None and spec.maximum is not None
     if not (math.isfinite(number) and spec.minimum <= number <= spec.maximum):
         raise _Refused()
-    return float(quantize(number))
+    return _quantize_number(number)
+
+
+def _is_numpy(raw: object, *kinds: str) -> bool:
+    """Whether ``raw`` is an instance of one of numpy's ``kinds`` (False while numpy is not imported)."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(raw, tuple(getattr(numpy, kind) for kind in kinds))
 
 
 # --- Many patients at once: vectorized validation ------------------------------------------------

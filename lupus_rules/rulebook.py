@@ -44,7 +44,14 @@ import yaml
 
 from .errors import RuleProblem, RulebookError
 from .facts import quantize
-from .vocabulary import FactSpec, Vocabulary, parse_vocabulary, shipped_vocabulary
+from .vocabulary import (
+    SHIPPED_RULEBOOK_FILE,
+    FactSpec,
+    Vocabulary,
+    parse_vocabulary,
+    shipped_document,
+    shipped_vocabulary,
+)
 
 __all__ = [
     "Condition",
@@ -334,12 +341,20 @@ def load_rulebook(path: str | Path | None = None) -> Rulebook:
     problems: list[RuleProblem] = []
     for file in files:
         try:
-            docs.append((file.name, parse_rule_text(file.name, _read_rule_file(file))))
+            docs.append((file.name, _parsed(file, _read_rule_file(file))))
         except RulebookError as exc:
             problems += exc.problems
     if problems:
         raise RulebookError(problems)
-    return rulebook_from_documents(docs, source=str(path))
+    return _Loader(docs, str(path), owned=True).build()
+
+
+def _parsed(file: Path, text: str) -> Any:
+    """The data of a rule file; the shipped ``rulebook.yaml`` unchanged is not parsed again (a copy is used)."""
+    shipped_text, shipped_data = shipped_document()
+    if text == shipped_text and file.name == SHIPPED_RULEBOOK_FILE.name:
+        return copy.deepcopy(shipped_data)
+    return parse_rule_text(file.name, text)
 
 
 def parse_rule_text(name: str, text: str) -> Any:
@@ -416,11 +431,12 @@ def rulebook_from_documents(docs: list[tuple[str, Any]], source: str = "") -> Ru
 class _Loader:
     """Collects every problem across all documents before raising, so authors fix them in one pass."""
 
-    def __init__(self, docs: list[tuple[str, Any]], source: str):
+    def __init__(self, docs: list[tuple[str, Any]], source: str, owned: bool = False):
         shape = [problem for name, data in docs for problem in _shape_problems(str(name), data)]
         if shape:
             raise RulebookError(shape)
-        self.docs = [(str(name), copy.deepcopy(data)) for name, data in docs]
+        # the caller's documents are never changed; ``owned``: parsed for this loader alone, no copy needed
+        self.docs = [(str(name), data if owned else copy.deepcopy(data)) for name, data in docs]
         self.source = source
         self.problems: list[RuleProblem] = []
 

@@ -40,6 +40,7 @@ __all__ = [
     "Vocabulary",
     "parse_vocabulary",
     "shipped_vocabulary",
+    "shipped_document",
     "SHIPPED_RULEBOOK_FILE",
     "RESERVED_NAMES",
     "RESERVED_PREFIX",
@@ -164,11 +165,21 @@ def parse_vocabulary(meta: Mapping[str, Any], file: str) -> Vocabulary:
 @lru_cache(maxsize=1)
 def shipped_vocabulary() -> Vocabulary:
     """The vocabulary of the shipped rulebook (read once; the file is part of the package)."""
+    return parse_vocabulary(shipped_document()[1]["rulebook"], SHIPPED_RULEBOOK_FILE.name)
+
+
+@lru_cache(maxsize=1)
+def shipped_document() -> tuple[str, Any]:
+    """The shipped ``rulebook.yaml``: its text and its parsed data, read once (never change the data).
+
+    :func:`~lupus_rules.rulebook.load_rulebook` reuses the data (a copy) when
+    it reads that very text, so a cold start parses the file once.
+    """
     import yaml  # the shipped file is trusted; user rule files go through rulebook.load_rulebook's checks
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data = yaml.load(SHIPPED_RULEBOOK_FILE.read_text(encoding="utf-8"), Loader=loader)
-    return parse_vocabulary(data["rulebook"], SHIPPED_RULEBOOK_FILE.name)
+    text = SHIPPED_RULEBOOK_FILE.read_text(encoding="utf-8")
+    return text, yaml.load(text, Loader=loader)
 
 
 class _Parser:

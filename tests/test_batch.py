@@ -64,9 +64,12 @@ def test_engines_agree_and_keep_input_order(scenarios, rulebook):
     data = with_bad_rows(scenarios)
     vectorized = run_batch(data, "vectorized", rulebook)
     durable = run_batch(data, "durable", rulebook, processes=2, chunk_size=len(data))
+    python = run_batch(data, "python", rulebook, chunk_size=97)
     pd.testing.assert_frame_equal(vectorized[OUTCOMES], durable[OUTCOMES])
-    assert list(durable["scenario_id"]) == list(data["scenario_id"])
+    pd.testing.assert_frame_equal(python[OUTCOMES], durable[OUTCOMES])
+    assert list(durable["scenario_id"]) == list(python["scenario_id"]) == list(data["scenario_id"])
     assert set(vectorized["engine"]) == {"vectorized"} and set(durable["engine"]) == {"durable"}
+    assert set(python["engine"]) == {"python"}
 
 
 def test_durable_batch_equals_evaluate_one_by_one(scenarios, rulebook):
@@ -77,7 +80,7 @@ def test_durable_batch_equals_evaluate_one_by_one(scenarios, rulebook):
         assert {k: batch.loc[i, k] for k in expected} == expected
 
 
-@pytest.mark.parametrize("engine", ["vectorized", "durable"])
+@pytest.mark.parametrize("engine", ["vectorized", "durable", "python"])
 def test_bad_rows_get_their_error_and_the_others_are_evaluated(scenarios, rulebook, engine):
     data = with_bad_rows(scenarios.iloc[:40])
     result = run_batch(data, engine, rulebook, processes=1)
@@ -119,7 +122,7 @@ def test_unknown_column_is_refused_before_evaluating(rulebook):
 
 def test_bad_options_are_refused(rulebook):
     data = pd.DataFrame({"methotrexate": ["intolerant"]})
-    with pytest.raises(BatchInputError, match="engine: got 'fast'; allowed: durable, vectorized"):
+    with pytest.raises(BatchInputError, match="engine: got 'fast'; allowed: durable, vectorized, python"):
         run_batch(data, engine="fast")
     with pytest.raises(BatchInputError, match="chunk_size: got 0"):
         run_batch(data, chunk_size=0)
@@ -139,7 +142,7 @@ def test_an_edited_rulebook_reaches_the_worker_processes(scenarios, rulebook):
 
 def test_empty_frame_gives_the_outcome_columns(rulebook):
     data = pd.DataFrame({"scenario_id": pd.Series([], dtype=str), "egfr": pd.Series([], dtype=str)})
-    for engine in ("vectorized", "durable"):
+    for engine in ("vectorized", "durable", "python"):
         result = run_batch(data, engine, rulebook)
         assert len(result) == 0 and list(result.columns) == ["scenario_id", "egfr", *OUTCOME_COLUMNS]
 
@@ -156,15 +159,17 @@ def test_streaming_many_chunks_equals_one_batch(scenarios, rulebook, tmp_path):
     source = tmp_path / "in.csv"
     data.to_csv(source, index=False)
     whole = run_batch(data, rulebook=rulebook)
-    for suffix in (".csv", ".parquet"):
+    for suffix, engine, ran in ((".csv", "vectorized", "vectorized"), (".parquet", "auto", "vectorized"),
+                                (".csv", "auto", "python")):  # auto: a small CSV to CSV runs in pure Python
         target = tmp_path / f"out{suffix}"
-        summary = run_file(source, target, rulebook=rulebook, chunk_size=29, progress=False)
+        summary = run_file(source, target, engine, rulebook=rulebook, chunk_size=29, progress=False)
         out = (pd.read_csv(target, dtype=str, keep_default_na=False) if suffix == ".csv"
                else pq.read_table(target).to_pandas())
-        pd.testing.assert_frame_equal(out, whole, check_dtype=False)
+        assert set(out["engine"]) == {ran}
+        pd.testing.assert_frame_equal(out.drop(columns="engine"), whole.drop(columns="engine"), check_dtype=False)
         assert summary.rows == len(data) and summary.failed == 3
         assert summary.failures == {"egfr": 1, "methotrexate": 1, "manifestations": 1, "upcr": 1}
-        assert summary.rulebook_version == rulebook.version and summary.engine == "vectorized"
+        assert summary.rulebook_version == rulebook.version and summary.engine == ran
 
 
 def test_parquet_input_streams_by_record_batch(scenarios, rulebook, tmp_path):

@@ -195,18 +195,20 @@ def test_internal_error_in_a_real_process(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("lupus-rules-crash-*.txt"))) == 1
 
 
+@pytest.mark.parametrize("engine, runner", [("auto", "lupus_rules.plainrun.run_plain_file"),
+                                            ("vectorized", "lupus_rules.batch.run_file")])
 def test_ctrl_c_exits_130_and_leaves_nothing(files: Path, monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+                                             capsys: pytest.CaptureFixture[str], engine: str, runner: str) -> None:
     out = files / "o.csv"
 
-    def interrupted(source: object, target: object, **kwargs: object) -> None:
+    def interrupted(source: object, target: object, *args: object, **kwargs: object) -> None:
         with atomic_output(target) as partial:
             partial.write_text("half a result", encoding="utf-8")
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("lupus_rules.batch.run_file", interrupted)
+    monkeypatch.setattr(runner, interrupted)
     before = set(os.listdir(files))
-    code, _, err = run_cli(["run", str(files / "good.csv"), "-o", str(out)], capsys)
+    code, _, err = run_cli(["run", str(files / "good.csv"), "-o", str(out), "--engine", engine], capsys)
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     assert set(os.listdir(files)) == before
 

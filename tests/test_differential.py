@@ -1,8 +1,9 @@
-"""Two engines, one rulebook, proven equal.
+"""Three engines, one rulebook, proven equal.
 
 The durable-rules engine (forward chaining, one patient at a time, via
-``lupus_rules.evaluate``) and the vectorized engine (column masks over a
-frame) must agree on every row: the same preferred agent, the same
+``lupus_rules.evaluate``), the vectorized engine (column masks over a
+frame) and the pure-Python engine (``evaluate(..., engine="python")``, the
+rules read directly) must agree on every row: the same preferred agent, the same
 recommendations in the same rank order, the same flags, the same set of fired
 rules, and the same firing order. Checked on
 
@@ -40,15 +41,23 @@ OUTCOMES = ("preferred", "recommendations", "flags", "fired_rules")
 
 # -- both engines -------------------------------------------------------------------------------------
 
-def _durable_rows(payload: tuple[list, list[dict]]) -> list[tuple[str, str, str, str]]:
+def _durable_rows(payload: tuple[list, list[dict]], engine: str = "durable") -> list[tuple[str, str, str, str]]:
     """Durable outcomes as CSV strings; runs in a worker process, so the rulebook travels as documents."""
     documents, records = payload
     book = rulebook_from_documents(documents) if documents else default_rulebook()
     rows = []
     for record in records:
-        cells = evaluate(record, book).to_row()
+        result = evaluate(record, book, engine=engine)
+        assert result.engine == engine
+        cells = result.to_row()
         rows.append(tuple(cells[name] for name in OUTCOMES))
     return rows
+
+
+def python_frame(df: pd.DataFrame, rulebook: Rulebook | None = None) -> pd.DataFrame:
+    documents = rulebook.to_documents() if rulebook is not None else []
+    rows = _durable_rows((documents, df.to_dict("records")), engine="python")
+    return pd.DataFrame(rows, columns=list(OUTCOMES), index=df.index)
 
 
 def durable_frame(df: pd.DataFrame, rulebook: Rulebook | None = None, processes: int = 1) -> pd.DataFrame:
@@ -76,20 +85,26 @@ def vectorized_frame(df: pd.DataFrame, rulebook: Rulebook) -> pd.DataFrame:
 def assert_engines_agree(df: pd.DataFrame, rulebook: Rulebook | None = None, processes: int = 1) -> None:
     book = rulebook if rulebook is not None else default_rulebook()
     durable = durable_frame(df, rulebook, processes)
-    vectorized = vectorized_frame(df, book)
     problems = []
-    for label in df.index:
-        d, v = durable.loc[label], vectorized.loc[label]
+    for other, frame in (("vectorized", vectorized_frame(df, book)), ("python", python_frame(df, rulebook))):
+        problems += _disagreements(durable, frame, other)
+    assert not problems, f"{len(problems)} disagreements, first ones:\n" + "\n".join(problems[:10])
+
+
+def _disagreements(durable: pd.DataFrame, frame: pd.DataFrame, other: str) -> list[str]:
+    problems = []
+    for label in durable.index:
+        d, v = durable.loc[label], frame.loc[label]
         for name in ("preferred", "recommendations", "flags"):
             if d[name] != v[name]:
-                problems.append(f"row {label}: {name} durable={d[name]!r} vectorized={v[name]!r}")
+                problems.append(f"row {label}: {name} durable={d[name]!r} {other}={v[name]!r}")
         d_fired, v_fired = d["fired_rules"].split(";"), v["fired_rules"].split(";")
         if set(d_fired) != set(v_fired):
             problems.append(f"row {label}: fired rules differ: only durable {sorted(set(d_fired) - set(v_fired))}, "
-                            f"only vectorized {sorted(set(v_fired) - set(d_fired))}")
+                            f"only {other} {sorted(set(v_fired) - set(d_fired))}")
         elif d_fired != v_fired:
-            problems.append(f"row {label}: firing order differs: durable {d_fired} vectorized {v_fired}")
-    assert not problems, f"{len(problems)} disagreements, first ones:\n" + "\n".join(problems[:10])
+            problems.append(f"row {label}: firing order differs: durable {d_fired} {other} {v_fired}")
+    return problems
 
 
 # -- (a) the scenario suite ---------------------------------------------------------------------------

@@ -194,3 +194,22 @@ def test_a_rulebook_of_the_wrong_type_is_an_option_error(rulebook):
 
     with pytest.raises(OptionError, match=r"rulebook: got .*; allowed: a Rulebook, a folder of rule files, or None"):
         evaluate({}, rulebook=rulebook)
+
+
+def test_python_engine_gives_the_durable_result_with_its_own_name(book):
+    from lupus_rules.explain import condition_holds
+    from lupus_rules.engines import python
+
+    assert condition_holds is python.condition_holds  # one condition evaluator, shared by why-not
+    patient = {"manifestations": "nephritis", "egfr": 40, "upcr": 2.5, "planning_pregnancy": True}
+    durable, plain = evaluate(patient, book), evaluate(patient, book, engine="python")
+    assert plain.engine == "python" and durable.engine == "durable"
+    assert plain.to_row() == durable.to_row() and plain.trace == durable.trace
+    assert plain.fired_rules  # the patient fires rules, so the comparison says something
+
+
+def test_evaluate_refuses_an_unknown_engine_naming_the_allowed_ones(book):
+    from lupus_rules.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"engine: got 'vectorised'; allowed: durable, python"):
+        evaluate({}, book, engine="vectorised")

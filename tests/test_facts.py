@@ -93,3 +93,37 @@ def test_to_row_round_trips():
     data = {"manifestations": "cutaneous;nephritis", "azathioprine": "effective", "bullous": "true", "egfr": "52.5"}
     patient = validate_patient(data)
     assert validate_patient(patient.to_row()) == patient
+
+
+def test_one_patient_numbers_and_measures_equal_the_array_path():
+    """quantize on a float and a measure of one patient give numpy's bits (validate_patient needs no numpy)."""
+    import random
+
+    import numpy as np
+
+    from lupus_rules.facts import MEASURE_INPUTS, compute_measures, quantize
+
+    rng = random.Random(12)
+    numbers = [rng.uniform(-500, 500) for _ in range(20_000)] + [2.5e-6, -2.5e-6, 0.5e-6, 2.675, 1e300, -0.0]
+    assert [quantize(x) for x in numbers] == (np.round(np.array(numbers), 6) + 0.0).tolist()
+    assert all(type(quantize(x)) is float for x in numbers[:10])
+    pairs = [(quantize(rng.uniform(0, 12)), rng.choice([quantize(rng.uniform(0, 12)), 1e-6, 0.0]))
+             for _ in range(2_000)]  # quantized, as validate_patient reads them
+    measures = compute_measures({"upcr": np.array([c for c, _ in pairs]), "upcr_baseline": np.array([b for _, b in pairs]),
+                                 "egfr": np.full(len(pairs), np.nan), "egfr_baseline": np.full(len(pairs), np.nan)})
+    name = next(m for m, (current, _) in MEASURE_INPUTS.items() if current == "upcr")
+    for (current, baseline), expected in zip(pairs, measures[name].tolist()):
+        got = validate_patient({"upcr": current, "upcr_baseline": baseline})[name]
+        assert (got is None and expected != expected) or got == expected
+
+
+def test_reading_one_patient_imports_no_numpy():
+    import subprocess
+    import sys
+
+    code = ("import sys, lupus_rules.facts, lupus_rules.rulebook, lupus_rules.result, lupus_rules.evaluate\n"
+            "from lupus_rules.facts import validate_patient\n"
+            "validate_patient({'egfr': '40', 'egfr_baseline': '50', 'manifestations': 'nephritis'})\n"
+            "print(sorted(m for m in ('numpy', 'pandas', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr

@@ -216,7 +216,7 @@ def test_a_failure_mid_write_keeps_the_old_output_byte_identical(tmp_path, ruleb
 
     monkeypatch.setattr(batch._Writer, "write", failing)
     with pytest.raises(RuntimeError, match="boom"):
-        run_file(source, target, chunk_size=10, progress=False)
+        run_file(source, target, "vectorized", chunk_size=10, progress=False)
     assert target.read_bytes() == b"old,complete\n1,2\n"
     assert no_partials(tmp_path) == []
 
@@ -244,7 +244,7 @@ def test_full_disk_is_a_clear_error_naming_the_output(tmp_path, monkeypatch, mod
     target = tmp_path / name
     monkeypatch.setattr(importlib.import_module(module), writer, _FullDisk)
     with pytest.raises(BatchInputError, match=f"{name}.*No space left"):
-        run_file(source, target, progress=False)
+        run_file(source, target, "vectorized", progress=False)
     assert not target.exists() and no_partials(tmp_path) == []
 
 
@@ -382,7 +382,7 @@ def test_a_read_error_names_the_input_not_the_output(tmp_path, monkeypatch):
 
     monkeypatch.setattr(batch, "_read_chunks", failing)
     with pytest.raises(BatchInputError, match=r"input .*in\.csv: could not read \(Input/output error\)"):
-        run_file(source, tmp_path / "out.csv", chunk_size=1, progress=False)
+        run_file(source, tmp_path / "out.csv", "vectorized", chunk_size=1, progress=False)
     assert not (tmp_path / "out.csv").exists()
     assert no_partials(tmp_path) == []
 

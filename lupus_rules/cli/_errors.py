@@ -9,15 +9,12 @@ In both cases output files are removed half-written, never left truncated.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
-import traceback
 import _thread
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -63,6 +60,8 @@ def _whole_number(text: str, minimum: int) -> int:
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest of ``choices`` to ``name``, or ``""`` if none is close."""
+    import difflib  # error paths import their modules on use: start-up stays short
+
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -72,6 +71,8 @@ def with_column_suggestions(message: str) -> str:
 
     Known names: the facts, plus every name the message lists after ``allowed:``.
     """
+    import difflib
+
     from ..facts import FACTS
 
     found = _UNKNOWN_NAMES.search(message)
@@ -98,6 +99,9 @@ def _shorten(text: str) -> str:
 
 def write_crash_file(exc: BaseException) -> Path:
     """Write ``exc``'s full traceback to a new file in the temp folder (unique per crash) and return its path."""
+    import tempfile
+    import traceback
+
     stamp = time.strftime("%Y%m%d-%H%M%S")
     fd, name = tempfile.mkstemp(prefix=f"lupus-rules-crash-{stamp}-{os.getpid()}-", suffix=".txt")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -176,6 +180,8 @@ def run_guarded(command: str, func: Callable[[], int], *, debug: bool = False) -
     except Exception as exc:  # noqa: BLE001 (the one place every error is reported)
         message = _input_message(exc)
         if debug:
+            import traceback
+
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         if message is not None:
             print(f"lupus-rules {command}: {_shorten(message)}", file=sys.stderr)

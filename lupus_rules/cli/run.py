@@ -49,8 +49,11 @@ def _register_run(subparsers: argparse._SubParsersAction) -> None:
                                                  "(with --scheduler also a folder of them)")
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="results: .csv or .parquet (with --scheduler: a new folder of part-N.parquet files)")
-    parser.add_argument("--engine", choices=ENGINES, default="vectorized",
-                        help="vectorized (default, fast) or durable (durable-rules, in worker processes)")
+    parser.add_argument("--engine", choices=("auto", *ENGINES), default="auto",
+                        help="auto (default): python for a CSV input of at most 256 KiB written to CSV (starts in "
+                             "a blink: no numpy, pandas or pyarrow), else vectorized; vectorized (fast on many "
+                             "rows); durable (durable-rules, in worker processes); python (the rules read directly, "
+                             "one row at a time)")
     parser.add_argument("--rules", type=Path, default=None,
                         help="rule folder or file, or variant:NAME (default: the shipped rulebook)")
     parser.add_argument("--chunk-size", type=positive_int, default=100_000, help="rows per chunk (default 100000)")
@@ -135,16 +138,21 @@ def _run(args: argparse.Namespace) -> int:
         return _run_on_cluster(args)
     if args.partition_rows is not None:
         return _fail("run", "--partition-rows applies with --scheduler (it sizes the part files)")
-    from ..batch import run_file
-
     check_output_path(args.output, suffixes=SUFFIXES, inputs=(args.input,))
     try:
         rulebook = _load(args.rules)
     except RulebookError as exc:
         return _fail("run", f"rules {args.rules} rejected:\n{exc}")
-    summary = run_file(args.input, args.output, engine=args.engine, rulebook=rulebook,
-                       chunk_size=args.chunk_size, progress=not args.no_progress,
-                       processes=args.processes, excel_safe=args.excel_safe)
+    from ..plainrun import run_plain_file, takes_plain_path
+
+    if takes_plain_path(args.engine, args.input, args.output):  # decided before pandas is imported
+        summary = run_plain_file(args.input, args.output, rulebook, excel_safe=args.excel_safe)
+    else:
+        from ..batch import run_file
+
+        summary = run_file(args.input, args.output, engine=args.engine, rulebook=rulebook,
+                           chunk_size=args.chunk_size, progress=not args.no_progress,
+                           processes=args.processes, excel_safe=args.excel_safe)
     print(summary.format())
     return 0 if summary.ok else 1
 
@@ -163,7 +171,8 @@ def _run_on_cluster(args: argparse.Namespace) -> int:
         rulebook = _load(args.rules)
     except RulebookError as exc:
         return _fail("run", f"rules {args.rules} rejected:\n{exc}")
-    summary = run_on_cluster(args.input, args.output, args.scheduler, engine=args.engine, rulebook=rulebook,
+    engine = "vectorized" if args.engine == "auto" else args.engine
+    summary = run_on_cluster(args.input, args.output, args.scheduler, engine=engine, rulebook=rulebook,
                              chunk_size=args.chunk_size, partition_rows=args.partition_rows or DEFAULT_PARTITION_ROWS,
                              progress=not args.no_progress, connect_timeout=args.connect_timeout)
     print(summary.format())
