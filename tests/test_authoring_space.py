@@ -249,8 +249,8 @@ def _without_counts(findings: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def test_lint_finds_the_same_with_and_without_cases(monkeypatch):
-    """A tie made by an edit (azathioprine at mycophenolate's rank) is found alike, with the same example.
+def _joint_tie_without_nephritis(monkeypatch):
+    """The shipped rules with azathioprine at mycophenolate's joint rank (a tie); lint's space without nephritis.
 
     The space leaves nephritis and its facts (and the refractory-step statuses) out, so
     that the enumeration without cases still fits ``max_rows`` and is exhaustive too
@@ -268,6 +268,12 @@ def test_lint_finds_the_same_with_and_without_cases(monkeypatch):
         bands[key] = bands[key][:1]
     lint_module = importlib.import_module("lupus_rules.authoring.lint")
     monkeypatch.setattr(lint_module, "FactSpace", lambda rulebook: FactSpace(rulebook, bands=bands))
+    return book
+
+
+def test_lint_finds_the_same_with_and_without_cases(monkeypatch):
+    """A tie made by an edit (azathioprine at mycophenolate's rank) is found alike, with the same example."""
+    book = _joint_tie_without_nephritis(monkeypatch)
     split = lint(book)
     assert "cases" in " ".join(split.coverage["description"])
     monkeypatch.setattr(space_module, "SPLIT_ABOVE", 10**15)
@@ -336,18 +342,7 @@ def test_a_rule_whose_bands_others_test_is_not_redundant(book, space):
 
 def test_lint_finds_the_same_with_and_without_redundant_derivers(monkeypatch):
     """A tie made by an edit at joint step 2 is found alike when the step-1 statuses vary and when they rest."""
-    from lupus_rules.authoring.editing import edit_rule, rule_data
-
-    recommend = copy.deepcopy(rule_data(default_rulebook(), "R-JNT-03")["then"]["recommend"])
-    recommend[0]["rank"] = 20
-    book = edit_rule(default_rulebook(), "R-JNT-03", recommend=recommend)
-    bands = value_bands(book)
-    bands["manifestations"] = [v for v in bands["manifestations"] if "nephritis" not in v]
-    for key in ("months_on_therapy", "repeated_kidney_flares", "high_risk_kidney_failure", "proliferative_nephritis",
-                *UNDER_WAY_AGENTS):
-        bands[key] = bands[key][:1]
-    lint_module = importlib.import_module("lupus_rules.authoring.lint")
-    monkeypatch.setattr(lint_module, "FactSpace", lambda rulebook: FactSpace(rulebook, bands=bands))
+    book = _joint_tie_without_nephritis(monkeypatch)
     reduced = lint(book)
     monkeypatch.setattr(FactSpace, "without_redundant", lambda self, live, *args, **kwargs: live)
     full = lint(book)

@@ -548,33 +548,48 @@ def _exclusive(a: Rule, b: Rule) -> bool:
     return False
 
 
-class _ConflictCheck(_Check):
+class _NewStartCheck(_Check):
+    """Base of the checks about one agent offered as a new start (recommended, neither kept nor avoided)."""
+
+    def __init__(self, book: Rulebook, agent: str):
+        self.agent = agent
+        self.recommenders = [r.id for r in book.rules if any(s.agent == agent for s in r.recommend)]
+        self.excluders = [r.id for r in book.rules if agent in r.keep + r.avoid]
+        self.tally = _Tally()
+
+    def started(self, chunk: Chunk) -> np.ndarray:
+        """Rows where the agent is a new start."""
+        offered = np.zeros(len(chunk), dtype=bool)
+        for rule_id in self.recommenders:
+            offered |= chunk.fires(rule_id)
+        for rule_id in self.excluders:
+            offered &= ~chunk.fires(rule_id)
+        return offered
+
+    def count(self, wrong: np.ndarray, chunk: Chunk) -> None:
+        """Tally the rows in ``wrong`` by the recommender that offered the agent there."""
+        if wrong.any():
+            for recommender in self.recommenders:
+                self.tally.add((recommender,), wrong & chunk.fires(recommender), chunk)
+
+
+class _ConflictCheck(_NewStartCheck):
     """An agent offered as a new start where a flag that contradicts it is raised."""
 
     def __init__(self, book: Rulebook, conflict: Conflict):
+        super().__init__(book, conflict.start)
         self.conflict = conflict
         self.name = f"conflict: {conflict.start} / {conflict.flag}"
-        self.recommenders = [r.id for r in book.rules if any(s.agent == conflict.start for s in r.recommend)]
-        self.excluders = [r.id for r in book.rules if conflict.start in r.keep + r.avoid]
         self.flaggers = [r.id for r in book.rules if conflict.flag in r.flag]
         self.rule_ids = frozenset(self.recommenders + self.excluders + self.flaggers)
-        self.tally = _Tally()
 
     def update(self, chunk: Chunk) -> None:
         if not self.recommenders or not self.flaggers:
             return
-        started = np.zeros(len(chunk), dtype=bool)
-        for rule_id in self.recommenders:
-            started |= chunk.fires(rule_id)
-        for rule_id in self.excluders:
-            started &= ~chunk.fires(rule_id)
         flagged = np.zeros(len(chunk), dtype=bool)
         for rule_id in self.flaggers:
             flagged |= chunk.fires(rule_id)
-        both = started & flagged
-        if both.any():
-            for recommender in self.recommenders:
-                self.tally.add((recommender,), both & chunk.fires(recommender), chunk)
+        self.count(self.started(chunk) & flagged, chunk)
 
     def findings(self, explainer: _Explainer) -> list[dict]:
         c = self.conflict
@@ -583,32 +598,20 @@ class _ConflictCheck(_Check):
                          f"({count:,} classes): {c.why}", patient) for key, count, patient in self.tally.items()]
 
 
-class _HistoryCheck(_Check):
+class _HistoryCheck(_NewStartCheck):
     """An agent offered as a new start although its status fact says it is not a candidate for one."""
 
     def __init__(self, book: Rulebook, agent: str):
-        self.agent = agent
+        super().__init__(book, agent)
         self.name = f"history: {agent}"
-        self.recommenders = [r.id for r in book.rules if any(s.agent == agent for s in r.recommend)]
-        self.excluders = [r.id for r in book.rules if agent in r.keep + r.avoid]
         self.statuses = tuple(v for v in book.facts[agent].allowed if v != book.facts[agent].allowed[0])
         self.condition = Condition("fact", agent, "in", self.statuses)
         self.rule_ids = frozenset(self.recommenders + self.excluders)
         self.conditions = frozenset({self.condition})
-        self.tally = _Tally()
 
     def update(self, chunk: Chunk) -> None:
-        if not self.recommenders:
-            return
-        offered = np.zeros(len(chunk), dtype=bool)
-        for rule_id in self.recommenders:
-            offered |= chunk.fires(rule_id)
-        for rule_id in self.excluders:
-            offered &= ~chunk.fires(rule_id)
-        offered &= chunk.all_hold([self.condition])
-        if offered.any():
-            for recommender in self.recommenders:
-                self.tally.add((recommender,), offered & chunk.fires(recommender), chunk)
+        if self.recommenders:
+            self.count(self.started(chunk) & chunk.all_hold([self.condition]), chunk)
 
     def findings(self, explainer: _Explainer) -> list[dict]:
         return [_finding("history", "error", key, count,
