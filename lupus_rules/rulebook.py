@@ -59,6 +59,7 @@ __all__ = [
     "Rule",
     "Agent",
     "AcceptedGap",
+    "Conflict",
     "Rulebook",
     "OPERATORS",
     "DEFAULT_RULES_DIR",
@@ -107,7 +108,7 @@ OPERATORS: dict[str, tuple[str, ...]] = {
 _RULE_KEYS = {"id", "title", "section", "citation", "when", "then", "rationale", "note"}
 _THEN_KEYS = {"derive", "recommend", "avoid", "flag", "continue", "caution"}
 _META_KEYS = {"name", "guideline", "disclaimer", "references", "agents", "flags",
-              "derived_facts", "definitions", "rank_scale", "accepted_gaps", "statuses", "facts", "measures",
+              "derived_facts", "definitions", "rank_scale", "accepted_gaps", "conflicts", "statuses", "facts", "measures",
               "cautions"}
 
 
@@ -231,6 +232,19 @@ class AcceptedGap:
     when: tuple[Condition, ...]
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """Advice that must never come together: ``start`` offered as a new start while ``flag`` is raised.
+
+    Declared under ``conflicts`` in ``rulebook.yaml``; ``lupus-rules lint`` checks
+    over the whole space that no patient gets both (check ``conflict``).
+    """
+
+    start: str
+    flag: str
+    why: str
+
+
 @dataclass(frozen=True, eq=False)
 class Rulebook:
     """A checked, stratified set of rules plus the vocabulary they use.
@@ -250,6 +264,7 @@ class Rulebook:
     accepted_gaps: tuple[AcceptedGap, ...] = ()
     vocabulary: Vocabulary = field(default_factory=shipped_vocabulary, compare=False)
     cautions: dict[str, str] = field(default_factory=dict)
+    conflicts: tuple[Conflict, ...] = ()
 
     @property
     def facts(self) -> dict[str, FactSpec]:
@@ -443,6 +458,7 @@ class _Loader:
             self.problem(self.source or "rulebook", None, "rules", f"{len(rules):,} rules; allowed: at most "
                          f"{MAX_RULES:,} (the durable engine's limit)")
         gaps = self._gaps(meta, meta_file, derived)
+        conflicts = self._conflicts(meta, meta_file, agents, flags)
         strata = self._strata(rules)
         if self.problems:
             raise RulebookError(self.problems)
@@ -450,7 +466,7 @@ class _Loader:
         rules = [replace(r, stratum=strata[r.id], position=order[r.id]) for r in rules]
         rules.sort(key=lambda r: (r.stratum, r.position))
         return Rulebook(tuple(rules), agents, flags, derived, references, meta, version, self.source, gaps,
-                        self.vocabulary, cautions)
+                        self.vocabulary, cautions, conflicts)
 
     # -- vocabulary -----------------------------------------------------------------
 
@@ -541,6 +557,29 @@ class _Loader:
             when = self._conditions(file, str(item["id"]), item.get("when"), derived)
             gaps.append(AcceptedGap(str(item["id"]), str(item["description"]).strip(), when))
         return tuple(gaps)
+
+    def _conflicts(self, meta: dict[str, Any], file: str, agents: dict[str, Agent],
+                   flags: dict[str, str]) -> tuple[Conflict, ...]:
+        raw = meta.get("conflicts") or []
+        if not isinstance(raw, list):
+            self.problem(file, None, "conflicts", "must be a list of {start: agent, flag: flag, why: text}")
+            return ()
+        out = []
+        for i, item in enumerate(raw):
+            where = f"conflicts[{i}]"
+            if not isinstance(item, dict) or set(item) != {"start", "flag", "why"} or not all(
+                    _is_text(item[k]) for k in ("start", "flag", "why")):
+                self.problem(file, None, where, f"got {item!r}; allowed: {{start: agent, flag: flag, why: text}}")
+                continue
+            if item["start"] not in agents:
+                self.problem(file, None, f"{where}.start", f"got {item['start']!r}; allowed: one of the agents "
+                             f"({', '.join(agents)})")
+            elif item["flag"] not in flags:
+                self.problem(file, None, f"{where}.flag", f"got {item['flag']!r}; allowed: one of the flags "
+                             f"({', '.join(flags)})")
+            else:
+                out.append(Conflict(item["start"], item["flag"], str(item["why"]).strip()))
+        return tuple(out)
 
     def _mapping(self, meta: dict[str, Any], file: str, key: str) -> dict[str, str]:
         value = meta.get(key) or {}

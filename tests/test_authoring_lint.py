@@ -181,3 +181,33 @@ def test_unusable_options_are_refused_by_name(shipped, option, value):
     with pytest.raises(OptionError, match=f"{option}: got {value!r}; allowed: a whole number") as info:
         lint(shipped, **{option: value})
     assert isinstance(info.value, LupusRulesError) and isinstance(info.value, ValueError)
+
+
+def test_the_gap_check_leaves_out_avoiders_that_never_fire_beside_a_keeper():
+    """A status AVOID (failed) never fires with its KEEP (taken now): it cannot undo "kept", so it does not vary.
+
+    A safety rule that can stop an agent taken now (dapsone with G6PD deficiency) stays.
+    """
+    from lupus_rules.authoring.lint import _continuing, disease_modifying_agents
+
+    book = default_rulebook()
+    keepers, avoiders = _continuing(book, set(disease_modifying_agents(book)))["dapsone"]
+    assert "R-ST-DAP-KEEP" in keepers
+    assert "R-ST-DAP-AVOID" not in avoiders and "R-SAFE-03" in avoiders
+    _, rtx_avoiders = _continuing(book, set(disease_modifying_agents(book)))["rituximab"]
+    assert "R-SW-RTX" in rtx_avoiders  # a met switch criterion stops rituximab taken now
+
+
+def test_a_start_beside_a_flag_that_stops_it_is_a_conflict(shipped, shipped_report):
+    """Without R-CUR-GC a dose taken now no longer makes the glucocorticoid current: joint step 1 starts it
+    while R-GC-02 says to withdraw it, which the declared conflict names."""
+    assert not (shipped_report.findings["check"] == "conflict").any()
+    assert shipped_report.coverage["checks"].str.contains("conflict: low_dose_glucocorticoid").any()
+    edited = shipped.without_rule("R-CUR-GC")
+    found = lint(edited).findings
+    conflicts = found[found["check"] == "conflict"]
+    assert len(conflicts) and conflicts["severity"].eq("error").all()
+    assert ("R-JNT-01",) in set(conflicts["rules"].map(tuple))
+    example = conflicts[conflicts["rules"].map(tuple) == ("R-JNT-01",)].iloc[0]
+    result = evaluate(example["patient"], edited)
+    assert "low_dose_glucocorticoid" in result.recommendations and "glucocorticoid_withdraw" in result.flags

@@ -238,6 +238,10 @@ def test_a_question_that_does_not_shrink_is_not_split(monkeypatch, space):
     assert not plan.fixed and plan.classes == space.plan(["R-GC-01"]).classes == 2
 
 
+#: Refractory-step agents whose status derives refractory_agent_under_way (R-UW-*).
+UNDER_WAY_AGENTS = ("leflunomide", "rituximab", "belimumab", "cyclophosphamide", "retinoid", "dapsone")
+
+
 def _without_counts(findings: pd.DataFrame) -> pd.DataFrame:
     """Findings with class counts dropped: classes are an artifact of how the space is enumerated."""
     out = findings.drop(columns=["classes"]).copy()
@@ -245,11 +249,12 @@ def _without_counts(findings: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def test_lint_finds_the_same_with_and_without_cases(monkeypatch):
-    """A tie made by an edit (azathioprine at mycophenolate's rank) is found alike, with the same example.
+def _joint_tie_without_nephritis(monkeypatch):
+    """The shipped rules with azathioprine at mycophenolate's joint rank (a tie); lint's space without nephritis.
 
-    The space leaves nephritis and its facts out, so that the enumeration without
-    cases still fits ``max_rows`` and is exhaustive too (with nephritis it is sampled).
+    The space leaves nephritis and its facts (and the refractory-step statuses) out, so
+    that the enumeration without cases still fits ``max_rows`` and is exhaustive too
+    (with nephritis it is sampled).
     """
     from lupus_rules.authoring.editing import edit_rule, rule_data
 
@@ -258,10 +263,17 @@ def test_lint_finds_the_same_with_and_without_cases(monkeypatch):
     book = edit_rule(default_rulebook(), "R-JNT-03", recommend=recommend)
     bands = value_bands(book)
     bands["manifestations"] = [v for v in bands["manifestations"] if "nephritis" not in v]
-    for key in ("months_on_therapy", "repeated_kidney_flares", "high_risk_kidney_failure", "proliferative_nephritis"):
+    for key in ("months_on_therapy", "repeated_kidney_flares", "high_risk_kidney_failure", "proliferative_nephritis",
+                *UNDER_WAY_AGENTS):
         bands[key] = bands[key][:1]
     lint_module = importlib.import_module("lupus_rules.authoring.lint")
     monkeypatch.setattr(lint_module, "FactSpace", lambda rulebook: FactSpace(rulebook, bands=bands))
+    return book
+
+
+def test_lint_finds_the_same_with_and_without_cases(monkeypatch):
+    """A tie made by an edit (azathioprine at mycophenolate's rank) is found alike, with the same example."""
+    book = _joint_tie_without_nephritis(monkeypatch)
     split = lint(book)
     assert "cases" in " ".join(split.coverage["description"])
     monkeypatch.setattr(space_module, "SPLIT_ABOVE", 10**15)
@@ -294,3 +306,53 @@ def test_a_case_drops_rules_that_only_derive_what_it_forces(book, space):
     patients["manifestations"] = "nephritis"
     sampled = _row_set(fire_matrix(_typed(patients), book)[:, columns])
     assert sampled <= enumerated and len(sampled) > 20  # every patient's outcome has its class
+
+
+def test_a_redundant_deriver_leaves_its_bands_at_rest(book, space):
+    """Joint step 1 is done by the yes/no fact (R-JNT-00A) or the glucocorticoid's status (R-JNT-00B).
+
+    Only "done or not" reaches the rest of the rulebook, and the yes/no fact alone
+    already gives both, so the status need not vary: every random patient's firing
+    of the rules besides those two (the status varied at random) has its class
+    among the enumerated ones.
+    """
+    targets = sorted(r.id for r in book.rules if r.id.startswith("R-JNT") and r.recommend)
+    plan = space.plan(targets)
+    assert "R-JNT-00B" in plan.rule_ids and "R-JNT-00A" in plan.rule_ids
+    assert "low_dose_glucocorticoid_tried" in plan.keys and "low_dose_glucocorticoid" not in plan.keys
+    assert plan.exhaustive
+    # the twins differ: leave out every rule deriving what a redundant deriver derives
+    twins = {r.id for r in book.rules if {"joint_step1_done", "refractory_agent_under_way"} & set(r.derive)}
+    others = sorted(plan.rule_ids - twins, key=space.rule_column)
+    columns = [space.rule_column(r) for r in others]
+    enumerated = set().union(*(_row_set(chunk.fired[columns].T) for chunk in space.chunks(plan)))
+    patients = _random_rows(value_bands(book), 30_000, seed=11)
+    patients["manifestations"] = "joint"
+    patients["low_dose_glucocorticoid"] = np.resize(["nonresponse", "intolerant", "current", "not_tried"], len(patients))
+    fired = fire_matrix(_typed(patients), book)
+    assert fired[:, space.rule_column("R-JNT-00B")].any()
+    assert _row_set(fired[:, columns]) <= enumerated
+
+
+def test_a_rule_whose_bands_others_test_is_not_redundant(book, space):
+    """The glucocorticoid's status stays varied where another rule of the question tests it too."""
+    plan = space.plan(["R-JNT-02", "R-ST-GC-KEEP"])
+    assert "low_dose_glucocorticoid" in plan.keys
+
+
+def test_lint_finds_the_same_with_and_without_redundant_derivers(monkeypatch):
+    """A tie made by an edit at joint step 2 is found alike when the step-1 statuses vary and when they rest."""
+    book = _joint_tie_without_nephritis(monkeypatch)
+    reduced = lint(book)
+    monkeypatch.setattr(FactSpace, "without_redundant", lambda self, live, *args, **kwargs: live)
+    full = lint(book)
+    assert full.coverage["exhaustive"].all() and reduced.coverage["exhaustive"].all()
+    def varied(report):
+        rows = report.coverage[report.coverage["checks"].str.contains("gaps and ties")]
+        return {f for facts in rows["relevant_facts"] for f in facts.split(", ")}
+    assert {"low_dose_glucocorticoid", "topical_glucocorticoid"} <= varied(full)
+    assert not {"low_dose_glucocorticoid", "topical_glucocorticoid"} & varied(reduced)
+    outcome = ["gap", "contradiction", "history"]
+    pd.testing.assert_frame_equal(_without_counts(reduced.findings[reduced.findings["check"].isin(outcome)]),
+                                  _without_counts(full.findings[full.findings["check"].isin(outcome)]))
+    assert ("contradiction", ("R-JNT-02", "R-JNT-03")) in set(zip(reduced.findings["check"], reduced.findings["rules"]))

@@ -172,3 +172,21 @@ def test_documents_round_trip_and_edits():
     assert book.rule("R-KID-01").when[0].value == 60.0  # the original is untouched
     dropped = book.without_rule("R-CUT-06")
     assert "R-CUT-06" not in dropped.rule_ids and len(dropped.rules) == len(book.rules) - 1
+
+
+@pytest.mark.parametrize("entry, field, fragment", [
+    ({"start": "no_such_agent", "flag": "glucocorticoid_withdraw", "why": "x"}, "conflicts[0].start", "no_such_agent"),
+    ({"start": "low_dose_glucocorticoid", "flag": "no_such_flag", "why": "x"}, "conflicts[0].flag", "no_such_flag"),
+    ({"start": "low_dose_glucocorticoid", "flag": "glucocorticoid_withdraw"}, "conflicts[0]", "why: text"),
+])
+def test_a_bad_conflict_declaration_is_named(entry, field, fragment):
+    docs = shipped_documents()
+    meta = next(data["rulebook"] for _, data in docs if "rulebook" in data)
+    meta["conflicts"] = [entry]
+    (problem,) = problems_of(docs)
+    assert problem.file == "rulebook.yaml" and problem.field == field and fragment in problem.message
+
+
+def test_the_shipped_conflicts_are_loaded():
+    book = rulebook_from_documents(shipped_documents())
+    assert ("low_dose_glucocorticoid", "glucocorticoid_withdraw") in {(c.start, c.flag) for c in book.conflicts}

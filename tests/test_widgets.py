@@ -415,4 +415,4 @@ def test_why_not_marks_the_conditions_that_held_and_failed():
     item = html[html.index("data-rule='R-JNT-02'"):]
     item = item[:item.index("</li>")]
     assert "lr-clause-held" in item and "manifestations has joint" in item
-    assert "lr-clause-failed" in item and "low_dose_glucocorticoid_tried == true" in item
+    assert "lr-clause-failed" in item and "derived joint_step1_done" in item

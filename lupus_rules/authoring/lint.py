@@ -14,6 +14,10 @@ patient of, each of:
 * ``history`` (error): an agent offered as a new start although the patient's
   status for it (a status fact named like the agent) says it is taken now,
   worked, failed or is contraindicated: no rule keeps or avoids it there.
+* ``conflict`` (error): advice that must never come together (``conflicts`` in
+  ``rulebook.yaml``): an agent offered as a new start while a flag that says to
+  stop it is raised, e.g. "start a glucocorticoid" beside "withdraw the
+  glucocorticoid".
 * ``never_fires`` (error): a rule no patient of the space fires.
 * ``gap`` (warning): patients who get no *disease-modifying* recommendation
   and continue none, i.e. no recommended or continued agent other than a
@@ -44,7 +48,7 @@ from ..evaluate import default_rulebook
 from ..facts import validate_frame
 from ..vocabulary import Vocabulary
 from ..result import DISCLAIMER
-from ..rulebook import Condition, Rule, Rulebook
+from ..rulebook import Condition, Conflict, Rule, Rulebook
 from .regions import cover, describe_classes, simplest_cell
 from ..engines.vectorized import condition_mask
 from .space import DEFAULT_MAX_ROWS, Chunk, FactSpace, Plan, schedule
@@ -352,6 +356,7 @@ def _checks(book: Rulebook, space: FactSpace, max_regions: int) -> list[_Check]:
     checks: list[_Check] = [_OutcomeCheck(book, space, max_regions)]
     checks += [_HistoryCheck(book, agent) for agent in book.agents
                if agent in book.facts and book.facts[agent].kind == "status"]
+    checks += [_ConflictCheck(book, conflict) for conflict in book.conflicts]
     checks += [_FiresCheck(rule) for rule in book.rules]
     drawers = _Drawers(book)
     checks += [c for c in (_ShadowCheck.build(drawers, rule) for rule in book.rules) if c is not None]
@@ -519,39 +524,94 @@ def _continuing(book: Rulebook, modifying: set[str]) -> dict[str, tuple[frozense
     """
     out: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
     for agent in (a for a in book.agents if a in modifying):
-        keep = frozenset(r.id for r in book.rules if agent in r.keep)
-        avoid = frozenset(r.id for r in book.rules if agent in r.avoid)
-        if keep:
-            out[agent] = (keep, avoid)
+        keepers = [r for r in book.rules if agent in r.keep]
+        # an avoider that never fires where a keeper does cannot undo "kept" (a status AVOID beside its KEEP)
+        avoid = frozenset(r.id for r in book.rules if agent in r.avoid
+                          and not all(_exclusive(r, keeper) for keeper in keepers))
+        if keepers:
+            out[agent] = (frozenset(r.id for r in keepers), avoid)
     return out
 
 
-class _HistoryCheck(_Check):
-    """An agent offered as a new start although its status fact says it is not a candidate for one."""
+def _exclusive(a: Rule, b: Rule) -> bool:
+    """True when rules ``a`` and ``b`` test one fact for disjoint sets of values (they never fire together)."""
+    def values(condition: Condition) -> frozenset | None:
+        if condition.kind != "fact" or condition.op not in ("==", "in"):
+            return None
+        return frozenset(condition.value if condition.op == "in" else (condition.value,))
+
+    for x in a.when:
+        for y in b.when:
+            vx, vy = values(x), values(y)
+            if vx is not None and vy is not None and x.fact == y.fact and not vx & vy:
+                return True
+    return False
+
+
+class _NewStartCheck(_Check):
+    """Base of the checks about one agent offered as a new start (recommended, neither kept nor avoided)."""
 
     def __init__(self, book: Rulebook, agent: str):
         self.agent = agent
-        self.name = f"history: {agent}"
         self.recommenders = [r.id for r in book.rules if any(s.agent == agent for s in r.recommend)]
         self.excluders = [r.id for r in book.rules if agent in r.keep + r.avoid]
-        self.statuses = tuple(v for v in book.facts[agent].allowed if v != book.facts[agent].allowed[0])
-        self.condition = Condition("fact", agent, "in", self.statuses)
-        self.rule_ids = frozenset(self.recommenders + self.excluders)
-        self.conditions = frozenset({self.condition})
         self.tally = _Tally()
 
-    def update(self, chunk: Chunk) -> None:
-        if not self.recommenders:
-            return
+    def started(self, chunk: Chunk) -> np.ndarray:
+        """Rows where the agent is a new start."""
         offered = np.zeros(len(chunk), dtype=bool)
         for rule_id in self.recommenders:
             offered |= chunk.fires(rule_id)
         for rule_id in self.excluders:
             offered &= ~chunk.fires(rule_id)
-        offered &= chunk.all_hold([self.condition])
-        if offered.any():
+        return offered
+
+    def count(self, wrong: np.ndarray, chunk: Chunk) -> None:
+        """Tally the rows in ``wrong`` by the recommender that offered the agent there."""
+        if wrong.any():
             for recommender in self.recommenders:
-                self.tally.add((recommender,), offered & chunk.fires(recommender), chunk)
+                self.tally.add((recommender,), wrong & chunk.fires(recommender), chunk)
+
+
+class _ConflictCheck(_NewStartCheck):
+    """An agent offered as a new start where a flag that contradicts it is raised."""
+
+    def __init__(self, book: Rulebook, conflict: Conflict):
+        super().__init__(book, conflict.start)
+        self.conflict = conflict
+        self.name = f"conflict: {conflict.start} / {conflict.flag}"
+        self.flaggers = [r.id for r in book.rules if conflict.flag in r.flag]
+        self.rule_ids = frozenset(self.recommenders + self.excluders + self.flaggers)
+
+    def update(self, chunk: Chunk) -> None:
+        if not self.recommenders or not self.flaggers:
+            return
+        flagged = np.zeros(len(chunk), dtype=bool)
+        for rule_id in self.flaggers:
+            flagged |= chunk.fires(rule_id)
+        self.count(self.started(chunk) & flagged, chunk)
+
+    def findings(self, explainer: _Explainer) -> list[dict]:
+        c = self.conflict
+        return [_finding("conflict", "error", key, count,
+                         f"{c.start} is offered as a new start by {key[0]} while {c.flag} is raised "
+                         f"({count:,} classes): {c.why}", patient) for key, count, patient in self.tally.items()]
+
+
+class _HistoryCheck(_NewStartCheck):
+    """An agent offered as a new start although its status fact says it is not a candidate for one."""
+
+    def __init__(self, book: Rulebook, agent: str):
+        super().__init__(book, agent)
+        self.name = f"history: {agent}"
+        self.statuses = tuple(v for v in book.facts[agent].allowed if v != book.facts[agent].allowed[0])
+        self.condition = Condition("fact", agent, "in", self.statuses)
+        self.rule_ids = frozenset(self.recommenders + self.excluders)
+        self.conditions = frozenset({self.condition})
+
+    def update(self, chunk: Chunk) -> None:
+        if self.recommenders:
+            self.count(self.started(chunk) & chunk.all_hold([self.condition]), chunk)
 
     def findings(self, explainer: _Explainer) -> list[dict]:
         return [_finding("history", "error", key, count,

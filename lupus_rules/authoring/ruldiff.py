@@ -23,8 +23,8 @@ RULE_DIFF_COLUMNS = ["rule_id", "change", "field", "before", "after", "descripti
 STALE_TEXT_COLUMNS = ["rule_id", "field", "old", "new", "text", "description"]
 
 _TEXT_FIELDS = ("title", "section", "rationale", "note", "file")
-_VOCABULARY = ("agents", "flags", "derived_facts", "references", "definitions", "accepted_gaps", "facts",
-               "measures")
+_VOCABULARY = ("agents", "flags", "derived_facts", "references", "definitions", "accepted_gaps", "conflicts",
+               "facts", "measures")
 #: Vocabulary entries compared as a whole (one text each).
 _META_TEXTS = ("name", "guideline", "disclaimer", "rank_scale", "statuses")
 
@@ -298,4 +298,6 @@ def _vocabulary(book: Rulebook, key: str) -> dict[str, str]:
         return {str(k): v for k, v in book.references.items()}
     if key == "accepted_gaps":
         return {g.id: f"when {_conditions(g.when)}: {g.description}" for g in book.accepted_gaps}
+    if key == "conflicts":
+        return {f"{c.start} / {c.flag}": c.why for c in book.conflicts}
     return {str(k): _entry_text(v) for k, v in (book.meta.get(key) or {}).items()}

@@ -25,6 +25,12 @@ sample. A third reduction keeps big questions exact:
   statuses the cutaneous rules test, so the cases sum to far fewer classes than
   the product. Cases are split again while that pays.
 
+* **Redundant derivers.** A rule that only derives, from bands no other rule
+  of the question tests, needs no varying when another such rule derives the
+  same facts from bands of its own: "joint step 1 done" follows from the
+  yes/no fact or from the glucocorticoid's status, and the yes/no fact alone
+  already gives both answers (:meth:`FactSpace.without_redundant`).
+
 Only when even the cases exceed a limit are classes sampled (seeded), and
 :class:`Plan` says so. Rule firing itself is computed by the vectorized engine
 (:func:`lupus_rules.engines.vectorized.fire_matrix`), chunk by chunk.
@@ -45,7 +51,7 @@ from ..engines.vectorized import _compile, _fire, condition_mask  # rule-major f
 from ..facts import csv_cell, validate_frame
 from ..vocabulary import Vocabulary
 from ..generate import band_columns, value_bands
-from ..rulebook import Condition, Rulebook
+from ..rulebook import Condition, Rule, Rulebook
 
 __all__ = ["FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_ROWS", "CHUNK_BYTES",
            "SPLIT_ABOVE", "MAX_SPLIT_DEPTH"]
@@ -53,7 +59,7 @@ __all__ = ["FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_
 T = TypeVar("T")
 
 #: Above this many classes a plan samples instead of enumerating (and says so).
-DEFAULT_MAX_ROWS = 20_000_000
+DEFAULT_MAX_ROWS = 25_000_000
 #: Rows drawn at once (the seeded sample is drawn in blocks of this many rows).
 CHUNK_ROWS = 1_000_000
 #: Bytes one evaluated chunk may take (the fired matrix costs about 3 bytes per rule and row).
@@ -205,6 +211,7 @@ class FactSpace:
         rules = self.closure(rule_ids | optional, extra)
         alive = self.live(rules, fixed, keep=rule_ids)
         live = self.closure(rule_ids, extra, among=alive)
+        live = self.without_redundant(live, rule_ids, extra, fixed)
         facts = self._facts_of(live) | {c.fact for c in extra if c.kind == "fact"}
         for rule_id in optional & alive:
             more = self.closure([rule_id], among=alive)
@@ -226,6 +233,68 @@ class FactSpace:
         return Plan(rules, extra, keys, reps, {k: tuple(by_group[k]) for k in keys}, class_of, signatures,
                     classes, rows, classes <= max_rows, self.space_size, seed, tuple(fixed.items()), case,
                     optional, rule_ids)
+
+    def without_redundant(self, live: frozenset[str], roots: frozenset[str],
+                          extra: frozenset[Condition] = frozenset(),
+                          fixed: Mapping[str, int] | None = None) -> frozenset[str]:
+        """``live`` less the *redundant derivers*: rules whose every patient a twin stands for exactly.
+
+        A rule R (not a root) that only derives, and whose bands no other live
+        rule and no extra condition tests, is redundant when another live rule
+        W derives exactly the same facts from bands only W tests, with fact
+        conditions some value of each band meets and no derived-fact condition
+        that R lacks. Wherever R fires,
+        the patient with R's bands at their defaults and W's bands set to meet W
+        derives the same facts and shows every other rule the same values, so
+        the question's answer is the same: R's bands need not vary (R is still
+        evaluated, at the defaults). "Step 1 done" is such a fact: derived from
+        the old yes/no fact or from the step-1 agent's status.
+        """
+        fixed = fixed or {}
+        kept = set(live)
+        for rule_id in sorted(live - roots, key=lambda r: (-self._band_values(r), self._column_of[r])):
+            rule = self._rules[rule_id]
+            if not _only_derives(rule) or not self._private(rule_id, kept, extra):
+                continue
+            if any(self._twin(rule, other, kept, extra, fixed) for other in kept if other != rule_id):
+                kept.discard(rule_id)
+        return frozenset(kept)
+
+    def _band_values(self, rule_id: str) -> int:
+        """Points of the bands a rule tests (the biggest redundant rules are dropped first)."""
+        return math.prod(len(self.groups[k].values) for k in self._bands_of(rule_id))
+
+    def _bands_of(self, rule_id: str) -> set[str]:
+        return {self._group_of[c.fact] for c in self._rules[rule_id].when if c.kind == "fact"}
+
+    def _private(self, rule_id: str, among: set[str], extra: frozenset[Condition]) -> bool:
+        """True when no rule of ``among`` but ``rule_id`` and no extra condition tests its bands."""
+        bands = self._bands_of(rule_id)
+        others = {self._group_of[c.fact] for c in extra if c.kind == "fact"}
+        for other in among - {rule_id}:
+            others |= self._bands_of(other)
+        return not bands & others
+
+    def _twin(self, rule: Rule, other_id: str, among: set[str], extra: frozenset[Condition],
+              fixed: Mapping[str, int]) -> bool:
+        """True when rule ``other_id`` can stand for ``rule`` (see :meth:`without_redundant`)."""
+        other = self._rules[other_id]
+        if not _only_derives(other) or set(other.derive) != set(rule.derive):
+            return False
+        if not {c for c in other.when if c.kind != "fact"} <= {c for c in rule.when if c.kind != "fact"}:
+            return False  # where the rule fires, the twin's derived-fact conditions must hold too
+        if not self._private(other_id, among, extra):
+            return False
+        by_band: dict[str, list[Condition]] = {}
+        for condition in (c for c in other.when if c.kind == "fact"):
+            by_band.setdefault(self._group_of[condition.fact], []).append(condition)
+        for key, atoms in by_band.items():
+            holds = self._signature(key, atoms).all(axis=1)
+            if key in fixed:
+                holds = holds[[fixed[key]]]
+            if not holds.any():
+                return False
+        return True
 
     def _facts_of(self, rule_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(c.fact for r in rule_ids for c in self._rules[r].when if c.kind == "fact")

@@ -78,7 +78,7 @@ def _register_lint(subparsers: argparse._SubParsersAction) -> None:
                     "a contradiction or a rule that never fires is found. " + DISCLAIMER)
     parser.add_argument("--rules", default=None,
                         help="rule folder, file, revision or variant:NAME (default: the shipped rulebook)")
-    parser.add_argument("--max-rows", type=positive_int, default=20_000_000,
+    parser.add_argument("--max-rows", type=positive_int, default=25_000_000,
                         help="classes enumerated per check before sampling instead (default 20000000)")
     parser.add_argument("-o", "--output", type=Path, default=None, help="also write the findings to this CSV")
     parser.set_defaults(func=_lint)

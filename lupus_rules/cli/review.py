@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="html or md (default: from the output suffix)")
     parser.add_argument("--repo", default=None, help="git repository for revisions (default: the current folder)")
     parser.add_argument("--no-lint", action="store_true", help="skip lint (saves a few seconds per rulebook)")
-    parser.add_argument("--max-rows", type=positive_int, default=20_000_000,
+    parser.add_argument("--max-rows", type=positive_int, default=25_000_000,
                         help="lint: classes enumerated per check before sampling (default 20000000)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when a scenario goes pass -> FAIL or lint fails under B (for CI)")
