@@ -320,6 +320,15 @@ def test_more_rules_than_durable_holds_are_refused():
         rulebook_from_documents(chain(2, extra_rules=MAX_RULES))
 
 
+def test_the_documented_size_loads_and_one_rule_more_is_refused_naming_file_count_and_limit():
+    assert len(rulebook_from_documents(chain(2, extra_rules=MAX_RULES - 2)).rules) == MAX_RULES
+    with pytest.raises(RulebookError) as info:
+        rulebook_from_documents(chain(2, extra_rules=MAX_RULES - 1))
+    (problem,) = info.value.problems
+    assert (problem.file, problem.rule_id, problem.field) == ("chain.yaml", None, "rules")
+    assert f"{MAX_RULES + 1:,} rules" in problem.message and f"at most {MAX_RULES:,}" in problem.message
+
+
 # -- fuzzing the shipped documents -------------------------------------------------------------
 
 ODD = st.one_of(
