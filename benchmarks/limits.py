@@ -14,7 +14,7 @@ resident set size (VmHWM; the rulebook is built before the clock starts but
 counts in the peak):
 
 * ``lint``: :func:`lupus_rules.authoring.lint` (``--max-rows``, and
-  ``--chain-max-rows`` for chains, whose plans are always sampled);
+  ``--chain-max-rows`` for chains; both default to lint's own default);
 * ``batch20`` / ``batch100k``: vectorized ``run_batch`` on 20 and 100 000
   seeded rows (first call in the process: compile included);
 * ``durable20``: ``evaluate`` (durable-rules) of 20 patients one by one.
@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lupus_rules import default_rulebook  # noqa: E402
+from lupus_rules.authoring.space import DEFAULT_MAX_ROWS  # noqa: E402
 from lupus_rules.rulebook import MAX_RULES, MAX_STRATA, Rulebook, rulebook_from_documents  # noqa: E402
 
 __all__ = ["synthetic_documents", "synthetic_rulebook", "run_case", "spawn", "main"]
@@ -114,10 +115,10 @@ def _rss(field: str) -> float:
 TASKS = ("lint", "batch20", "batch100k", "durable20")
 SIZES = (100, 500, 1000, 2000)
 QUICK_SIZES = (100, 500)
-#: Sampled rows of lint's plans on chain rulebooks (every chain plan exceeds any enumerable size).
-CHAIN_MAX_ROWS = 1_000_000
-#: Sampled rows of lint on wide rulebooks in this benchmark (lint's default is 20 000 000; time scales with it).
-LINT_MAX_ROWS = 1_000_000
+#: lint's max_rows on chain rulebooks: lint's default (its row budget samples fewer rows for large rulebooks).
+CHAIN_MAX_ROWS = DEFAULT_MAX_ROWS
+#: lint's max_rows on wide rulebooks: lint's default, as ``lupus-rules lint`` runs it.
+LINT_MAX_ROWS = DEFAULT_MAX_ROWS
 
 
 def _work(task: str, book: Rulebook, max_rows: int) -> Any:

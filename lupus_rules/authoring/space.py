@@ -28,10 +28,12 @@ sample. A third reduction keeps big questions exact:
 Only when even the cases exceed a limit are classes sampled (seeded), and
 :class:`Plan` says so. Two budgets keep a large rulebook's questions bounded
 (README, "Resource limits"): an enumeration evaluates at most
-:data:`WORK_CELLS` (rows × rules) whatever ``max_rows`` allows, and the search
-for cases gives up (the plan is then sampled) when the plan is out of its
-reach (:data:`SPLIT_REACH`) or the search has cost :data:`SPLIT_WORK`. Rule firing itself is computed by the vectorized engine
-(:func:`lupus_rules.engines.vectorized.fire_matrix`), chunk by chunk.
+:data:`WORK_CELLS` (rows × rules) whatever ``max_rows`` allows (its cases
+together :data:`CASES_WORK_CELLS`), and the search for cases gives up (the
+plan is then sampled) when the plan is out of its reach (:data:`SPLIT_REACH`)
+or the search has cost :data:`SPLIT_WORK`. Rule firing itself is computed by
+the vectorized engine (:func:`lupus_rules.engines.vectorized.fire_matrix`),
+chunk by chunk.
 """
 from __future__ import annotations
 
@@ -52,7 +54,8 @@ from ..generate import band_columns, value_bands
 from ..rulebook import Condition, Rulebook
 
 __all__ = ["FactSpace", "Plan", "Chunk", "schedule", "row_limit", "DEFAULT_MAX_ROWS", "CHUNK_ROWS",
-           "CHUNK_BYTES", "SPLIT_ABOVE", "MAX_SPLIT_DEPTH", "WORK_CELLS", "SPLIT_REACH", "SPLIT_WORK"]
+           "CHUNK_BYTES", "SPLIT_ABOVE", "MAX_SPLIT_DEPTH", "WORK_CELLS", "CASES_WORK_CELLS", "SPLIT_REACH",
+           "SPLIT_WORK"]
 
 T = TypeVar("T")
 
@@ -66,9 +69,11 @@ CHUNK_BYTES = 256 * 1024 * 1024
 SPLIT_ABOVE = 1_000_000
 #: At most this many bands are fixed per case (each split multiplies the chunks to evaluate).
 MAX_SPLIT_DEPTH = 4
-#: Most rule evaluations (rows × rules evaluated) one enumeration, or all cases of one, may cost; above
-#: it the rows are sampled. The shipped rulebook's largest needs 1.6e9 (13.1 M classes in cases).
-WORK_CELLS = 4_000_000_000
+#: Most rule evaluations (rows × rules evaluated) one enumeration may cost; above it the rows are sampled.
+#: The shipped rulebook's largest needs 2.6e8 (one of its cases).
+WORK_CELLS = 1_000_000_000
+#: Most rule evaluations all cases of one plan may cost together (the shipped gap/tie cases: 1.6e9).
+CASES_WORK_CELLS = 4 * WORK_CELLS
 #: Cases are not sought for a plan over this many times its row limit (cases shrank the shipped one 39×).
 SPLIT_REACH = 1000
 #: Most (plans built × rules in their closure) one search for cases may cost (the shipped one: 51 000).
@@ -302,7 +307,7 @@ class FactSpace:
         """The plan for ``rule_ids``, split into case plans when that shrinks it (see the module docstring).
 
         The case plans together stand for the whole space. When even they exceed
-        ``max_rows`` in all (or cost more than :data:`WORK_CELLS` rule evaluations),
+        ``max_rows`` in all (or cost more than :data:`CASES_WORK_CELLS` rule evaluations),
         the single plan is returned, sampled; so it is, without a search, when it
         is more than :data:`SPLIT_REACH` times its row limit, or when the search
         has cost :data:`SPLIT_WORK` (plans built × their rules) without an answer.
@@ -316,7 +321,7 @@ class FactSpace:
         except _OverBudget:
             return [whole]
         work = sum(p.classes * len(p.rule_ids) for p in split)
-        if sum(p.classes for p in split) > min(max_rows, whole.classes // 2) or work > WORK_CELLS:
+        if sum(p.classes for p in split) > min(max_rows, whole.classes // 2) or work > CASES_WORK_CELLS:
             return [whole]
         return split
 
