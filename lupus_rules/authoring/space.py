@@ -31,9 +31,9 @@ Only when even the cases exceed a limit are classes sampled (seeded), and
 :data:`WORK_CELLS` (rows × rules) whatever ``max_rows`` allows (its cases
 together :data:`CASES_WORK_CELLS`), and the search for cases gives up (the
 plan is then sampled) when the plan is out of its reach (:data:`SPLIT_REACH`)
-or the search has cost :data:`SPLIT_WORK`. Rule firing itself is computed by
-the vectorized engine (:func:`lupus_rules.engines.vectorized.fire_matrix`),
-chunk by chunk.
+or the searches have cost :data:`SPLIT_WORK` in all. Rule firing itself is
+computed by the vectorized engine
+(:func:`lupus_rules.engines.vectorized.fire_matrix`), chunk by chunk.
 """
 from __future__ import annotations
 
@@ -76,8 +76,9 @@ WORK_CELLS = 1_000_000_000
 CASES_WORK_CELLS = 4 * WORK_CELLS
 #: Cases are not sought for a plan over this many times its row limit (cases shrank the shipped one 39×).
 SPLIT_REACH = 1000
-#: Most (plans built × rules in their closure) one search for cases may cost (the shipped one: 51 000).
-SPLIT_WORK = 500_000
+#: Most (plans built × rules in their closure) the searches for cases of one space may cost together
+#: (the shipped rulebook's lint: 65 000); once spent, larger plans are sampled without a search.
+SPLIT_WORK = 200_000
 
 
 def row_limit(max_rows: int, rules: int) -> int:
@@ -175,6 +176,7 @@ class FactSpace:
         self._column_of = {r.id: j for j, r in enumerate(rulebook.rules)}
         self._masks: dict[tuple[str, Condition], np.ndarray] = {}
         self._books: dict[frozenset[str], tuple[Rulebook, dict[str, int]]] = {}
+        self._split_left = [SPLIT_WORK]  # what the searches for cases may still spend (shared by all)
         self.space_size = math.prod(len(g.values) for g in self.groups.values())
 
     # -- bands ---------------------------------------------------------------------------
@@ -309,15 +311,15 @@ class FactSpace:
         The case plans together stand for the whole space. When even they exceed
         ``max_rows`` in all (or cost more than :data:`CASES_WORK_CELLS` rule evaluations),
         the single plan is returned, sampled; so it is, without a search, when it
-        is more than :data:`SPLIT_REACH` times its row limit, or when the search
-        has cost :data:`SPLIT_WORK` (plans built × their rules) without an answer.
+        is more than :data:`SPLIT_REACH` times its row limit, or when the searches
+        of this space have spent :data:`SPLIT_WORK` (plans built × their rules).
         """
         rule_ids, conditions = frozenset(rule_ids), frozenset(conditions)
         whole = self.plan(rule_ids, conditions, max_rows=max_rows, seed=seed, optional=optional)
         if whole.classes <= SPLIT_ABOVE or whole.classes > SPLIT_REACH * row_limit(max_rows, len(whole.rule_ids)):
             return [whole]
         try:
-            split = self._split(whole, max_rows, MAX_SPLIT_DEPTH, [SPLIT_WORK])
+            split = self._split(whole, max_rows, MAX_SPLIT_DEPTH, self._split_left)
         except _OverBudget:
             return [whole]
         work = sum(p.classes * len(p.rule_ids) for p in split)
@@ -328,7 +330,7 @@ class FactSpace:
     def _split(self, plan: Plan, max_rows: int, depth: int, left: list[int]) -> list[Plan]:
         """``plan`` as case plans, fixing the band that leaves the fewest classes, recursively.
 
-        ``left`` holds the search budget still unspent; :class:`_OverBudget` when it runs out.
+        ``left`` holds the search budget still unspent (spent here); :class:`_OverBudget` when it runs out.
         """
         if plan.classes <= SPLIT_ABOVE or depth == 0 or not plan.keys:
             return [plan]
