@@ -4,8 +4,9 @@
     python benchmarks/limits.py --quick              # 100 and 500 rules only (a few minutes)
     python benchmarks/limits.py --sizes 100 1000 --tasks lint --cap 120
 
-Synthetic rulebooks (:func:`synthetic_rulebook`: the shipped 70 rules plus
-N synthetic ones, in memory) come in two shapes: ``wide`` (independent rules,
+Synthetic rulebooks (:func:`synthetic_rulebook`: the shipped rules plus
+N synthetic ones, in memory; 2 000 means 2 000 rules in all, the loader's
+``MAX_RULES``) come in two shapes: ``wide`` (independent rules,
 one to three shipped conditions each) and ``chain`` (derived-fact chains of
 :data:`CHAIN_DEPTH` links, each link testing the previous one's fact). Each
 case runs in a fresh Python process, which reports its own seconds and peak
@@ -13,7 +14,7 @@ resident set size (VmHWM; the rulebook is built before the clock starts but
 counts in the peak):
 
 * ``lint``: :func:`lupus_rules.authoring.lint` (``--max-rows``, and
-  ``--chain-max-rows`` for chains, whose plans are always sampled);
+  ``--chain-max-rows`` for chains; both default to lint's own default);
 * ``batch20`` / ``batch100k``: vectorized ``run_batch`` on 20 and 100 000
   seeded rows (first call in the process: compile included);
 * ``durable20``: ``evaluate`` (durable-rules) of 20 patients one by one.
@@ -42,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lupus_rules import default_rulebook  # noqa: E402
-from lupus_rules.rulebook import MAX_STRATA, Rulebook, rulebook_from_documents  # noqa: E402
+from lupus_rules.authoring.space import DEFAULT_MAX_ROWS  # noqa: E402
+from lupus_rules.rulebook import MAX_RULES, MAX_STRATA, Rulebook, rulebook_from_documents  # noqa: E402
 
 __all__ = ["synthetic_documents", "synthetic_rulebook", "run_case", "spawn", "main"]
 
@@ -58,8 +60,10 @@ def synthetic_documents(rules: int, shape: str = "wide", seed: int = 1) -> list[
     (thresholds moved a little) and recommending an agent or raising a flag.
     ``chain``: chains of :data:`CHAIN_DEPTH` rules, each testing the fact the
     previous one derives plus one shipped condition; a chain's last rule recommends.
+    At most ``MAX_RULES`` rules in all: a larger ``rules`` is cut to fill up to that limit.
     """
     shipped = default_rulebook()
+    rules = min(rules, MAX_RULES - len(shipped.rules))  # the largest size is the loader's limit, all rules counted
     name, meta = shipped.to_documents()[0]
     meta = copy.deepcopy(meta)
     conditions = [c.to_data() for r in shipped.rules for c in r.when if c.kind == "fact"]
@@ -111,10 +115,10 @@ def _rss(field: str) -> float:
 TASKS = ("lint", "batch20", "batch100k", "durable20")
 SIZES = (100, 500, 1000, 2000)
 QUICK_SIZES = (100, 500)
-#: Sampled rows of lint's plans on chain rulebooks (every chain plan exceeds any enumerable size).
-CHAIN_MAX_ROWS = 1_000_000
-#: Sampled rows of lint on wide rulebooks in this benchmark (lint's default is 20 000 000; time scales with it).
-LINT_MAX_ROWS = 1_000_000
+#: lint's max_rows on chain rulebooks: lint's default (its row budget samples fewer rows for large rulebooks).
+CHAIN_MAX_ROWS = DEFAULT_MAX_ROWS
+#: lint's max_rows on wide rulebooks: lint's default, as ``lupus-rules lint`` runs it.
+LINT_MAX_ROWS = DEFAULT_MAX_ROWS
 
 
 def _work(task: str, book: Rulebook, max_rows: int) -> Any:
@@ -138,12 +142,12 @@ def run_case(task: str, rules: int, shape: str, max_rows: int) -> dict:
     book = synthetic_rulebook(rules, shape)
     call = _work(task, book, max_rows)
     before = _rss("VmRSS")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     call()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak = _rss("VmHWM")
-    return {"task": task, "shape": shape, "synthetic": rules, "rules": len(book.rules),
-            "strata": book.strata, "seconds": seconds, "peak_mib": peak, "working_mib": peak - before}
+    return {"task": task, "shape": shape, "synthetic": rules, "rules": len(book.rules), "strata": book.strata,
+            "seconds": seconds, "cpu_seconds": cpu, "peak_mib": peak, "working_mib": peak - before}
 
 
 def spawn(task: str, rules: int, shape: str, max_rows: int, cap: float) -> dict:
@@ -153,22 +157,27 @@ def spawn(task: str, rules: int, shape: str, max_rows: int, cap: float) -> dict:
         out = subprocess.run(command, check=True, capture_output=True, text=True, timeout=cap)
     except subprocess.TimeoutExpired:
         return {"task": task, "shape": shape, "synthetic": rules, "capped": cap}
+    except subprocess.CalledProcessError as exc:  # a crash (e.g. a native engine's signal) is a result too
+        said = (exc.stderr or "").strip().splitlines()[-1:] or [f"exit {exc.returncode}"]
+        return {"task": task, "shape": shape, "synthetic": rules, "failed": f"exit {exc.returncode}: {said[0][:120]}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def table(cases: list[dict]) -> str:
     """The cases as a Markdown table, with per-rule ratios against the 100-synthetic-rule case."""
-    base = {(c["task"], c["shape"]): c for c in cases if c["synthetic"] == 100 and "capped" not in c}
-    lines = ["| task | shape | rules (synthetic) | strata | seconds | peak MiB | working MiB "
-             "| s/rule vs 100 | MiB/rule vs 100 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    shipped = len(default_rulebook().rules)
+    base = {(c["task"], c["shape"]): c for c in cases if c["synthetic"] == 100 and "seconds" in c}
+    lines = ["| task | shape | rules (synthetic) | strata | seconds | CPU s | peak MiB | working MiB "
+             "| s/rule vs 100 | MiB/rule vs 100 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in cases:
-        if "capped" in c:
-            lines.append(f"| {c['task']} | {c['shape']} | ({c['synthetic']}) | | > {c['capped']:.0f} s | | | | |")
+        if "capped" in c or "failed" in c:
+            said = f"> {c['capped']:.0f} s" if "capped" in c else f"FAILED ({c['failed']})"
+            lines.append(f"| {c['task']} | {c['shape']} | ({c['synthetic']}) | | {said} | | | | | |")
             continue
         ref = base.get((c["task"], c["shape"]))
         ratio = _ratio(c, ref, "seconds"), _ratio(c, ref, "working_mib")
-        lines.append(f"| {c['task']} | {c['shape']} | {c['rules']} ({c['synthetic']}) | {c['strata']} "
-                     f"| {c['seconds']:.2f} | {c['peak_mib']:.0f} | {c['working_mib']:.0f} | {ratio[0]} | {ratio[1]} |")
+        lines.append(f"| {c['task']} | {c['shape']} | {c['rules']} ({c['rules'] - shipped}) | {c['strata']} "
+                     f"| {c['seconds']:.2f} | {c['cpu_seconds']:.2f} | {c['peak_mib']:.0f} | {c['working_mib']:.0f} | {ratio[0]} | {ratio[1]} |")
     return "\n".join(lines)
 
 

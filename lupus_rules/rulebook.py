@@ -89,8 +89,9 @@ MAX_VALUES = 1_000_000
 MAX_DEPTH = 32
 #: Most strata (levels of derived-fact dependencies) a rulebook may have; both engines run this many.
 MAX_STRATA = 200
-#: Most rules in a rulebook (durable-rules holds at most 4 096 per ruleset; 2 000 is the measured, supported size).
-MAX_RULES = 4000
+#: Most rules in a rulebook: the size up to which lint and both engines are measured and bounded
+#: (README, "Resource limits"; ``benchmarks/limits.py``).
+MAX_RULES = 2000
 #: Largest recommendation rank (ranks are 1..MAX_RANK; the engines hold them as 32-bit integers).
 MAX_RANK = 10**6
 #: Largest threshold magnitude in a condition (durable compares integers of 10**-6 units in 64 bits).
@@ -455,8 +456,7 @@ class _Loader:
         rules, order = self._rules(agents, flags, derived, references)
         self._check_derived_use(rules)
         if len(rules) > MAX_RULES:
-            self.problem(self.source or "rulebook", None, "rules", f"{len(rules):,} rules; allowed: at most "
-                         f"{MAX_RULES:,} (the durable engine's limit)")
+            self._too_many(rules)
         gaps = self._gaps(meta, meta_file, derived)
         conflicts = self._conflicts(meta, meta_file, agents, flags)
         strata = self._strata(rules)
@@ -467,6 +467,17 @@ class _Loader:
         rules.sort(key=lambda r: (r.stratum, r.position))
         return Rulebook(tuple(rules), agents, flags, derived, references, meta, version, self.source, gaps,
                         self.vocabulary, cautions, conflicts)
+
+    def _too_many(self, rules: list[Rule]) -> None:
+        """One problem naming the rule count, the file holding the most rules and the limit."""
+        per_file: dict[str, int] = {}
+        for name, data in self.docs:
+            if isinstance(data, Mapping) and isinstance(data.get("rules"), list):
+                per_file[name] = len(data["rules"])
+        largest = max(per_file, key=per_file.__getitem__)
+        self.problem(largest, None, "rules", f"{len(rules):,} rules in the rulebook ({per_file[largest]:,} in this "
+                     f"file); allowed: at most {MAX_RULES:,} (the size lint and both engines are measured and "
+                     f"bounded at; see README, Resource limits)")
 
     # -- vocabulary -----------------------------------------------------------------
 

@@ -111,6 +111,31 @@ def test_a_plan_beyond_the_limit_is_sampled_and_says_so(space):
     assert sum(len(chunk) for chunk in space.chunks(plan)) == 1000
 
 
+def test_the_row_budget_samples_a_plan_of_many_rules_and_says_so(space, monkeypatch):
+    exhaustive = space.plan(["R-FL-01"])
+    rules, half = len(exhaustive.rule_ids), exhaustive.classes // 2
+    assert exhaustive.exhaustive and exhaustive.budget == 0 and half >= 2
+    monkeypatch.setattr(space_module, "WORK_CELLS", rules * half)  # room for half the classes
+    plan = space.plan(["R-FL-01"], seed=3)
+    assert not plan.exhaustive and plan.rows == plan.budget == half < plan.classes == exhaustive.classes
+    assert f"SAMPLED: {half:,} random classes" in plan.describe()
+    assert f"row budget for {rules:,} rules: {half:,}" in plan.describe()
+    assert sum(len(chunk) for chunk in space.chunks(plan)) == half
+
+
+def test_the_search_for_cases_stops_at_its_budget(book, monkeypatch):
+    question = _recommending_rules(book)
+    assert len(FactSpace(book).cases(question)) > 1  # with the default budget: cases
+    monkeypatch.setattr(space_module, "SPLIT_WORK", 0)
+    plans = FactSpace(book).cases(question)
+    assert len(plans) == 1 and not plans[0].fixed  # no search: the whole plan
+
+
+def _recommending_rules(book) -> frozenset[str]:
+    """The recommending rules (the gap/tie question, whose plan the shipped lint splits into cases)."""
+    return frozenset(r.id for r in book.rules if r.recommend)
+
+
 def test_irrelevant_facts_are_not_enumerated(space):
     plan = space.plan(["R-GC-01"])
     assert plan.keys == ("prednisone_mg",) and plan.classes == 2
@@ -277,6 +302,7 @@ def test_lint_finds_the_same_with_and_without_cases(monkeypatch):
     split = lint(book)
     assert "cases" in " ".join(split.coverage["description"])
     monkeypatch.setattr(space_module, "SPLIT_ABOVE", 10**15)
+    monkeypatch.setattr(space_module, "WORK_CELLS", 10**15)  # one enumeration of 8 M classes × 120 rules: over budget
     whole = lint(book)
     assert "cases" not in " ".join(whole.coverage["description"]) and whole.coverage["exhaustive"].all()
     # without nephritis, many rules never fire; their "closest patient" depends on what is enumerated

@@ -135,7 +135,9 @@ def test_compiled_ruleset_uses_stage_facts_only_above_stratum_zero(book):
     compiled = compile_ruleset(book)
     assert "stage" not in str(compiled["R-SCOPE-01"]["all"])
     stratum = next(r.stratum for r in book.rules if r.id == "R-MON-01")
-    assert stratum > 0 and compiled["R-MON-01"]["all"][0]["stage"]["$and"][:2] == [{"t": "stage"}, {"n": stratum}]
+    stage = compiled["R-MON-01"]["all"][0]["stage"]["$and"]
+    assert stratum > 0 and (stage[0], stage[-1]) == ({"t": "stage"}, {"n": stratum})
+    assert all(set(test) == {"$nex"} for test in stage[1:-1])  # the group tree's always-true tests
     assert any("$not" in key for term in compiled["R-SCOPE-04"]["all"] for key in term)
 
 

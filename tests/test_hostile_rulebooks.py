@@ -320,6 +320,40 @@ def test_more_rules_than_durable_holds_are_refused():
         rulebook_from_documents(chain(2, extra_rules=MAX_RULES))
 
 
+def test_the_documented_size_loads_and_one_rule_more_is_refused_naming_file_count_and_limit():
+    assert len(rulebook_from_documents(chain(2, extra_rules=MAX_RULES - 2)).rules) == MAX_RULES
+    with pytest.raises(RulebookError) as info:
+        rulebook_from_documents(chain(2, extra_rules=MAX_RULES - 1))
+    (problem,) = info.value.problems
+    assert (problem.file, problem.rule_id, problem.field) == ("chain.yaml", None, "rules")
+    assert f"{MAX_RULES + 1:,} rules" in problem.message and f"at most {MAX_RULES:,}" in problem.message
+
+
+def fan(rules: int) -> list[tuple[str, dict]]:
+    """``rules`` rules whose tests all differ: half derive ``f<i>`` when egfr >= a threshold of their own,
+    half recommend when ``f<i>`` is derived (a fan of distinct patient tests and of derived-fact names)."""
+    half = rules // 2
+    meta = copy.deepcopy(yaml.safe_load(SHIPPED["rulebook.yaml"])["rulebook"])
+    meta["derived_facts"] = {f"f{i}": f"fan {i}" for i in range(half)}
+    meta["accepted_gaps"] = []
+    made = []
+    for i in range(rules):
+        when = [{"fact": "egfr", "op": ">=", "value": round(1 + i * 0.09, 2)}] if i < half else [{"derived": f"f{i - half}"}]
+        then = {"derive": [f"f{i}"]} if i < half else {"recommend": [{"agent": "azathioprine", "rank": 40}]}
+        made.append({"id": f"F{i}", "title": "t", "section": "s", "citation": [1], "when": when, "then": then,
+                     "rationale": "r"})
+    return [("rulebook.yaml", {"rulebook": meta}), ("fan.yaml", {"rules": made})]
+
+
+def test_a_fan_of_distinct_tests_at_the_rule_limit_runs_on_both_engines():
+    """Durable's matcher holds 64 nodes: 300 different first tests used to fail (error 303) or corrupt memory."""
+    book = rulebook_from_documents(fan(MAX_RULES))
+    assert len(book.rules) == MAX_RULES
+    fired_on_both(book)
+    fired = shared().fire(validate_patient({"egfr": 70}), book)
+    assert len(fired) == 2 * sum(1 + i * 0.09 <= 70 for i in range(MAX_RULES // 2)) > MAX_RULES // 2
+
+
 # -- fuzzing the shipped documents -------------------------------------------------------------
 
 ODD = st.one_of(

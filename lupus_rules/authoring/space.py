@@ -32,7 +32,13 @@ sample. A third reduction keeps big questions exact:
   already gives both answers (:meth:`FactSpace.without_redundant`).
 
 Only when even the cases exceed a limit are classes sampled (seeded), and
-:class:`Plan` says so. Rule firing itself is computed by the vectorized engine
+:class:`Plan` says so. Two budgets keep a large rulebook's questions bounded
+(README, "Resource limits"): an enumeration evaluates at most
+:data:`WORK_CELLS` (rows × rules) whatever ``max_rows`` allows (its cases
+together :data:`CASES_WORK_CELLS`), and the search for cases gives up (the
+plan is then sampled) when the plan is out of its reach (:data:`SPLIT_REACH`)
+or the searches have cost :data:`SPLIT_WORK` in all. Rule firing itself is
+computed by the vectorized engine
 (:func:`lupus_rules.engines.vectorized.fire_matrix`), chunk by chunk.
 """
 from __future__ import annotations
@@ -53,8 +59,9 @@ from ..vocabulary import Vocabulary
 from ..generate import band_columns, value_bands
 from ..rulebook import Condition, Rule, Rulebook
 
-__all__ = ["FactSpace", "Plan", "Chunk", "schedule", "DEFAULT_MAX_ROWS", "CHUNK_ROWS", "CHUNK_BYTES",
-           "SPLIT_ABOVE", "MAX_SPLIT_DEPTH"]
+__all__ = ["FactSpace", "Plan", "Chunk", "schedule", "row_limit", "DEFAULT_MAX_ROWS", "CHUNK_ROWS",
+           "CHUNK_BYTES", "SPLIT_ABOVE", "MAX_SPLIT_DEPTH", "WORK_CELLS", "CASES_WORK_CELLS", "SPLIT_REACH",
+           "SPLIT_WORK"]
 
 T = TypeVar("T")
 
@@ -68,6 +75,21 @@ CHUNK_BYTES = 256 * 1024 * 1024
 SPLIT_ABOVE = 1_000_000
 #: At most this many bands are fixed per case (each split multiplies the chunks to evaluate).
 MAX_SPLIT_DEPTH = 4
+#: Most rule evaluations (rows × rules evaluated) one enumeration may cost; above it the rows are sampled.
+#: The shipped rulebook's largest needs 2.6e8 (one of its cases).
+WORK_CELLS = 1_000_000_000
+#: Most rule evaluations all cases of one plan may cost together (the shipped gap/tie cases: 1.6e9).
+CASES_WORK_CELLS = 4 * WORK_CELLS
+#: Cases are not sought for a plan over this many times its row limit (cases shrank the shipped one 39×).
+SPLIT_REACH = 1000
+#: Most (plans built × rules in their closure) the searches for cases of one space may cost together
+#: (the shipped rulebook's lint: 65 000); once spent, larger plans are sampled without a search.
+SPLIT_WORK = 200_000
+
+
+def row_limit(max_rows: int, rules: int) -> int:
+    """Rows one enumeration of ``rules`` rules may evaluate: ``max_rows``, or fewer so rows × rules <= WORK_CELLS."""
+    return max(1, min(max_rows, WORK_CELLS // max(1, rules)))
 
 
 @dataclass(frozen=True)
@@ -114,6 +136,7 @@ class Plan:
     case: str = ""
     optional: frozenset[str] = frozenset()
     roots: frozenset[str] = frozenset()
+    budget: int = 0  # the row limit when WORK_CELLS set it below max_rows (0: max_rows applied)
 
     @cached_property
     def atom_set(self) -> frozenset[Condition]:
@@ -137,8 +160,9 @@ class Plan:
         if self.exhaustive:
             return (f"exhaustive: {self.classes:,} classes over the relevant facts ({facts}) stand for all "
                     f"{self.space_size:.3g} points of the discretized space")
-        return (f"SAMPLED: {self.rows:,} random classes (seed {self.seed}) of {self.classes:,} over ({facts}); "
-                f"findings are real, but absence of findings is not proven")
+        budget = (f" (row budget for {len(self.rule_ids):,} rules: {self.budget:,})" if self.budget else "")
+        return (f"SAMPLED: {self.rows:,} random classes (seed {self.seed}) of {self.classes:,} over ({facts})"
+                f"{budget}; findings are real, but absence of findings is not proven")
 
 
 class FactSpace:
@@ -158,6 +182,7 @@ class FactSpace:
         self._column_of = {r.id: j for j, r in enumerate(rulebook.rules)}
         self._masks: dict[tuple[str, Condition], np.ndarray] = {}
         self._books: dict[frozenset[str], tuple[Rulebook, dict[str, int]]] = {}
+        self._split_left = [SPLIT_WORK]  # what the searches for cases may still spend (shared by all)
         self.space_size = math.prod(len(g.values) for g in self.groups.values())
 
     # -- bands ---------------------------------------------------------------------------
@@ -229,10 +254,10 @@ class FactSpace:
         for key in keys:
             reps[key], class_of[key], signatures[key] = self._classes(self._signature(key, by_group[key]))
         classes = math.prod(len(r) for r in reps.values())
-        rows = min(classes, max_rows)
+        limit = row_limit(max_rows, len(rules))
         return Plan(rules, extra, keys, reps, {k: tuple(by_group[k]) for k in keys}, class_of, signatures,
-                    classes, rows, classes <= max_rows, self.space_size, seed, tuple(fixed.items()), case,
-                    optional, rule_ids)
+                    classes, min(classes, limit), classes <= limit, self.space_size, seed, tuple(fixed.items()),
+                    case, optional, rule_ids, limit if limit < max_rows else 0)
 
     def without_redundant(self, live: frozenset[str], roots: frozenset[str],
                           extra: frozenset[Condition] = frozenset(),
@@ -353,23 +378,36 @@ class FactSpace:
         """The plan for ``rule_ids``, split into case plans when that shrinks it (see the module docstring).
 
         The case plans together stand for the whole space. When even they exceed
-        ``max_rows`` in all, the single plan is returned, sampled.
+        ``max_rows`` in all (or cost more than :data:`CASES_WORK_CELLS` rule evaluations),
+        the single plan is returned, sampled; so it is, without a search, when it
+        is more than :data:`SPLIT_REACH` times its row limit, or when the searches
+        of this space have spent :data:`SPLIT_WORK` (plans built × their rules).
         """
         rule_ids, conditions = frozenset(rule_ids), frozenset(conditions)
         whole = self.plan(rule_ids, conditions, max_rows=max_rows, seed=seed, optional=optional)
-        if whole.classes <= SPLIT_ABOVE:
+        if whole.classes <= SPLIT_ABOVE or whole.classes > SPLIT_REACH * row_limit(max_rows, len(whole.rule_ids)):
             return [whole]
-        split = self._split(whole, max_rows, MAX_SPLIT_DEPTH)
-        if sum(p.classes for p in split) > min(max_rows, whole.classes // 2):
+        try:
+            split = self._split(whole, max_rows, MAX_SPLIT_DEPTH, self._split_left)
+        except _OverBudget:
+            return [whole]
+        work = sum(p.classes * len(p.rule_ids) for p in split)
+        if sum(p.classes for p in split) > min(max_rows, whole.classes // 2) or work > CASES_WORK_CELLS:
             return [whole]
         return split
 
-    def _split(self, plan: Plan, max_rows: int, depth: int) -> list[Plan]:
-        """``plan`` as case plans, fixing the band that leaves the fewest classes, recursively."""
+    def _split(self, plan: Plan, max_rows: int, depth: int, left: list[int]) -> list[Plan]:
+        """``plan`` as case plans, fixing the band that leaves the fewest classes, recursively.
+
+        ``left`` holds the search budget still unspent (spent here); :class:`_OverBudget` when it runs out.
+        """
         if plan.classes <= SPLIT_ABOVE or depth == 0 or not plan.keys:
             return [plan]
         best: tuple[int, str, list[Plan]] | None = None
         for key in plan.keys:
+            left[0] -= len(plan.reps[key]) * len(plan.rule_ids)
+            if left[0] < 0:
+                raise _OverBudget
             parts = [self._case(plan, key, c, max_rows) for c in range(len(plan.reps[key]))]
             total = sum(p.classes for p in parts)
             if best is None or total < best[0]:
@@ -379,7 +417,7 @@ class FactSpace:
             return [plan]  # no band pays for its extra chunks
         out: list[Plan] = []
         for part in best[2]:
-            out += self._split(part, max_rows, depth - 1)
+            out += self._split(part, max_rows, depth - 1, left)
         return out
 
     def _case(self, plan: Plan, key: str, cls: int, max_rows: int) -> Plan:
@@ -519,6 +557,10 @@ class FactSpace:
     def patient_of_classes(self, plan: Plan, coords: Iterable[int], full: bool = False) -> dict[str, object]:
         """The representative patient of one class tuple of ``plan`` (``coords`` in ``plan.keys`` order)."""
         return self.patient({k: plan.reps[k][int(c)] for k, c in zip(plan.keys, coords)}, full=full)
+
+
+class _OverBudget(Exception):
+    """The search for cases spent :data:`SPLIT_WORK` without an answer."""
 
 
 def _only_derives(rule) -> bool:

@@ -22,9 +22,15 @@ in ``shared/notes/durable-rules.md``:
   before it. Within a stratum durable fires rules in definition order.
 * durable links at most 256 rules to one test chain (``t == stage, n == k``,
   ``t == derived, name == x``, or the same patient tests): more fail to compile
-  with error 108. Every term therefore ends with a test that the always-absent
-  property ``__g<j>`` is absent, j = the rule's index // :data:`_GROUP`, so no
-  chain serves more than ``_GROUP`` rules (durable allows 128 such groups).
+  with error 108. Its matcher also walks the test tree with a fixed stack of 64
+  nodes: a node with more matching children (300 rules whose first patient
+  tests differ) fails with error 303 ("Could not assert fact") or corrupts
+  memory. Every term therefore starts, after its ``t`` test, with two tests
+  that always-absent properties are absent, ``__a<i>`` (i = the rule's index //
+  :data:`_FANOUT` ** 2) and ``__b<j>`` (j = index // ``_FANOUT``): a tree of at
+  most ``_FANOUT`` branches per level over which no node has more than
+  ``_FANOUT`` rules below it, so a chain serves at most ``_FANOUT`` rules and
+  the walk holds at most MAX_RULES / 256 + 2 × ``_FANOUT`` nodes (40 at 2 000 rules).
 * a failed compile leaves nothing registered (and raises EngineError).
 """
 from __future__ import annotations
@@ -59,7 +65,7 @@ _DERIVED = "derived"
 _STAGE = "stage"
 _CATCH_ALL = "__patient_seen"
 _MAX_COMPILED = 4  # rulebook versions kept registered at once
-_GROUP = 200  # rules per test-chain group (durable's BETA_LIST_LENGTH is 256)
+_FANOUT = 16  # branches per level of the group tree over the rules (durable's matcher stack holds 64)
 
 _NUMBER_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
@@ -68,23 +74,28 @@ def compile_ruleset(rulebook: Rulebook) -> dict[str, dict[str, Any]]:
     """The rulebook as a durable-rules ruleset definition (rule id -> JSON rule)."""
     definition: dict[str, dict[str, Any]] = {}
     for index, rule in enumerate(rulebook.rules):
-        definition[rule.id] = {"all": _sequence(rule, index // _GROUP), "run": rule.id}
+        definition[rule.id] = {"all": _sequence(rule, index), "run": rule.id}
     definition[_CATCH_ALL] = {"all": [{"m": {"t": _PATIENT}}], "run": _CATCH_ALL}
     return definition
 
 
-def _sequence(rule: Rule, group: int) -> list[dict[str, Any]]:
+def _sequence(rule: Rule, index: int) -> list[dict[str, Any]]:
     terms: list[dict[str, Any]] = []
-    grouped = {"$nex": {f"__g{group}": 1}}  # always true: keeps each test chain under durable's 256 rules
+    grouped = _groups(index)
     if rule.stratum > 0:
-        terms.append({"stage": {"$and": [{"t": _STAGE}, {"n": rule.stratum}, grouped]}})
+        terms.append({"stage": {"$and": [{"t": _STAGE}, *grouped, {"n": rule.stratum}]}})
     tests = [_fact_test(c) for c in rule.when if c.kind == "fact"]
-    terms.append({"p": {"$and": [{"t": _PATIENT}, *tests, grouped]}})
+    terms.append({"p": {"$and": [{"t": _PATIENT}, *grouped, *tests]}})
     for i, condition in enumerate(c for c in rule.when if c.kind != "fact"):
-        match = {"$and": [{"t": _DERIVED}, {"name": condition.fact}, grouped]}
+        match = {"$and": [{"t": _DERIVED}, *grouped, {"name": condition.fact}]}
         key = f"d{i}" if condition.kind == "derived" else f"d{i}$not"
         terms.append({key: match})
     return terms
+
+
+def _groups(index: int) -> list[dict[str, Any]]:
+    """The always-true tests placing rule ``index`` in the group tree (see the module docstring)."""
+    return [{"$nex": {f"__a{index // _FANOUT ** 2}": 1}}, {"$nex": {f"__b{index // _FANOUT}": 1}}]
 
 
 def _fact_test(condition: Condition) -> dict[str, Any]:

@@ -58,6 +58,8 @@ _EXCLUDED = -1  # in a best-rank vector: the agent is kept or avoided, so it is 
 _DIRECT_BITS = 20  # patterns of up to this many rules are grouped by direct indexing
 _PART_RULES = _DIRECT_BITS  # rules per part when the fired-rule texts are assembled (at most _DIRECT_BITS)
 _CHUNK_ROWS = 200_000  # rows evaluated at once: bounds the working memory, which is then reused
+_CHUNK_BYTES = 256 * 1024 * 1024  # ... and fewer for a large rulebook: about 8 bytes per rule and row
+_BYTES_PER_RULE_ROW = 8
 _MAX_MEMO = 200_000  # remembered outcomes per rulebook version before the memo starts afresh
 _COMPILED: OrderedDict[str, _Compiled] = OrderedDict()
 _BY_PATTERN = False  # private, for benchmarks/outcome_speed.py: key outcomes on fired-rule patterns (the old way)
@@ -988,13 +990,19 @@ def evaluate_frame(typed: pd.DataFrame, rulebook: Rulebook) -> pd.DataFrame:
     """
     compiled = _compile(rulebook)
     parts: dict[str, list[pa.Array]] = {name: [] for name in OUTPUT_COLUMNS}
-    for start in range(0, max(len(typed), 1), _CHUNK_ROWS):
-        chunk = typed.iloc[start:start + _CHUNK_ROWS]
+    step = _chunk_rows(len(rulebook.rules))
+    for start in range(0, max(len(typed), 1), step):
+        chunk = typed.iloc[start:start + step]
         for name, array in _evaluate_chunk(compiled, rulebook, chunk).items():
             parts[name].append(array)
     return pd.DataFrame({name: pd.Series(pa.chunked_array(arrays, type=pa.string()), index=typed.index,
                                          dtype="str", copy=False)
                          for name, arrays in parts.items()}, index=typed.index)
+
+
+def _chunk_rows(rules: int) -> int:
+    """Rows evaluated at once for ``rules`` rules: _CHUNK_ROWS, or fewer so the masks stay near _CHUNK_BYTES."""
+    return max(1024, min(_CHUNK_ROWS, _CHUNK_BYTES // (_BYTES_PER_RULE_ROW * max(1, rules))))
 
 
 def _evaluate_chunk(compiled: _Compiled, rulebook: Rulebook, typed: pd.DataFrame) -> dict[str, pa.Array]:
