@@ -44,6 +44,7 @@ from .rows import (
     BatchSummary,
     _check_options,
     _check_paths,
+    _reading,
     _rulebook,
     check_columns,
     failure_reasons,
@@ -406,18 +407,6 @@ def run_file(input_path: str | Path, output_path: str | Path, engine: str = "aut
                      excel_safe=excel_safe, inputs=(source,))
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _reading(source: Path, chunks: Iterator[_Chunk]) -> Iterator[_Chunk]:
-    """The chunks; an ``OSError`` while reading names the input, not the output being written."""
-    while True:
-        try:
-            chunk = next(chunks)
-        except StopIteration:
-            return
-        except OSError as exc:
-            raise BatchInputError(f"input {source}: could not read ({exc.strerror or exc})") from None
-        yield chunk
 
 
 def _counted(results: Iterable[pd.DataFrame], summary: BatchSummary) -> Iterator[pd.DataFrame]:

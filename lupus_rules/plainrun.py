@@ -35,7 +35,7 @@ from .csvtext import csv_line, header_names, read_rows
 from .errors import BatchInputError, PatientValidationError
 from .evaluate import evaluate
 from .output import SUFFIXES, atomic_output
-from .rows import OUTCOME_COLUMNS, BatchSummary, _check_paths, _rulebook, check_columns
+from .rows import OUTCOME_COLUMNS, BatchSummary, _check_paths, _reading, _rulebook, check_columns
 from .rulebook import Rulebook
 
 __all__ = ["SMALL_CSV_BYTES", "takes_plain_path", "run_plain_file"]
@@ -97,18 +97,6 @@ def run_plain_file(source: str | Path, target: str | Path, rulebook: Rulebook | 
     summary.add_errors(rows, errors)
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _reading(source: Path, rows: Iterator[tuple[list[str], str]]) -> Iterator[tuple[list[str], str]]:
-    """The rows; an ``OSError`` while reading names the input, not the output being written."""
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            return
-        except OSError as exc:
-            raise BatchInputError(f"input {source}: could not read ({exc.strerror or exc})") from None
-        yield row
 
 
 def _outcome(cells: list[str], read_error: str, positions: list[tuple[int, str]], rulebook: Rulebook) -> list[str]:

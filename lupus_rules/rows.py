@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .engines import ENGINES
 from .errors import BatchInputError
@@ -185,3 +185,18 @@ def _check_paths(source: Path, target: Path) -> None:
         raise BatchInputError(f"input {source}: suffix {source.suffix or '(none)'!r} not supported; "
                               f"allowed: {', '.join(SUFFIXES)}")
     check_output_path(target, suffixes=SUFFIXES, inputs=(source,))
+
+
+_Item = TypeVar("_Item")
+
+
+def _reading(source: Path, items: Iterator[_Item]) -> Iterator[_Item]:
+    """The items read from ``source``; an ``OSError`` while reading names the input, not the output being written."""
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except OSError as exc:
+            raise BatchInputError(f"input {source}: could not read ({exc.strerror or exc})") from None
+        yield item
