@@ -119,8 +119,11 @@ def test_a_definition_shared_by_rules_moves_together(book, population):
 def test_naming_by_fact_equals_naming_by_rule(book, population):
     """Where one rule alone compares a fact with a number, naming the fact or the rule is the same sweep."""
     rule = book.rule("R-KID-01")
-    alone = book.replace_rule("R-SAFE-LEF-EGFR", when=(book.rule("R-SAFE-LEF-EGFR").when[0],
-                                                      replace(book.rule("R-SAFE-LEF-EGFR").when[1], value=59.0)))
+    alone = book
+    for other, at in (("R-SAFE-LEF-EGFR", 1), ("R-SAFE-LEF-LIMIT-EGFR", 0)):  # leflunomide's limit, also at 60
+        when = list(alone.rule(other).when)
+        when[at] = replace(when[at], value=59.0)
+        alone = alone.replace_rule(other, when=tuple(when))
     assert [(r.id, c.value) for r in alone.rules for c in r.when if c.kind == "fact" and c.fact == "egfr"
             and c.value == 60] == [("R-KID-01", 60)]
     by_rule = sweep(population, [50, 70], rule="R-KID-01", rulebook=alone)
