@@ -416,3 +416,15 @@ def test_why_not_marks_the_conditions_that_held_and_failed():
     item = item[:item.index("</li>")]
     assert "lr-clause-held" in item and "manifestations has joint" in item
     assert "lr-clause-failed" in item and "derived joint_step1_done" in item
+
+
+def test_no_preferred_agent_says_when_a_disease_modifying_agent_is_continued():
+    from lupus_rules.widgets.outcome import preferred_html
+
+    book = default_rulebook()
+    under_way = evaluate({"manifestations": {"joint"}, "methotrexate": "intolerant", "mycophenolate": "nonresponse",
+                          "azathioprine": "intolerant", "low_dose_glucocorticoid_tried": True,
+                          "leflunomide": "current", "egfr": 90})
+    assert under_way.preferred is None and "no new start: leflunomide continued" in preferred_html(under_way, book)
+    outside = evaluate({})
+    assert outside.preferred is None and "no disease-modifying agent" in preferred_html(outside, book)

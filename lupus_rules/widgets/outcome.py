@@ -19,11 +19,18 @@ EXTRA_LISTS: dict[str, str] = {"continue": "Continue", "cautions": "Cautions"}
 def preferred_html(result: Result, rulebook: Rulebook) -> str:
     """The banner and the preferred agent: the part of the outcome that is always in view."""
     preferred = result.preferred
-    name = rulebook.agents[preferred].name if preferred in rulebook.agents else "no disease-modifying agent"
+    name = rulebook.agents[preferred].name if preferred in rulebook.agents else _no_new_start(result, rulebook)
     return (f"<div class='lr-outcome'><div class='lr-banner'>Not for clinical use</div>"
             f"<div style='margin-top:4px;color:#374151'>Preferred agent</div>"
             f"<div><b class='lr-preferred'>{esc(preferred or 'none')}</b></div>"
             f"<div style='color:#4b5563'>{esc(name)}</div></div>")
+
+
+def _no_new_start(result: Result, rulebook: Rulebook) -> str:
+    """Why no agent is preferred: a disease-modifying agent continued, or none at all."""
+    kept = [code for code in outcome_list(result, "continue") or []
+            if code in rulebook.agents and not rulebook.agents[code].foundation]
+    return f"no new start: {', '.join(kept)} continued" if kept else "no disease-modifying agent"
 
 
 def outcome_html(result: Result, rulebook: Rulebook) -> str:
