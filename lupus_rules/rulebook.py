@@ -633,6 +633,9 @@ class _Loader:
         if not isinstance(rule_id, str) or not rule_id.strip():
             self.problem(file, f"#{index + 1}", "id", "missing rule id")
             return None
+        if rule_id.startswith("__"):
+            self.problem(file, rule_id, "id", f"got {rule_id!r}; allowed: an id not starting with '__' "
+                         "(reserved for the engines' own rules)")
         for key in sorted(set(entry) - _RULE_KEYS):
             self.problem(file, rule_id, key, f"unknown field; allowed: {', '.join(sorted(_RULE_KEYS))}")
         for key in ("title", "section", "rationale"):

@@ -190,3 +190,11 @@ def test_a_bad_conflict_declaration_is_named(entry, field, fragment):
 def test_the_shipped_conflicts_are_loaded():
     book = rulebook_from_documents(shipped_documents())
     assert ("low_dose_glucocorticoid", "glucocorticoid_withdraw") in {(c.start, c.flag) for c in book.conflicts}
+
+
+def test_a_rule_id_the_engines_reserve_is_refused():
+    """Found by fuzzing: a rule named like durable's catch-all (``__patient_seen``) fired as an extra rule."""
+    docs = shipped_documents()
+    edit_rule(docs, "R-SCOPE-02", lambda rule: rule.update(id="__patient_seen"))
+    (problem,) = [p for p in problems_of(docs) if p.field == "id"]
+    assert problem.rule_id == "__patient_seen" and "reserved" in problem.message
